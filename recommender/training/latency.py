@@ -1,0 +1,54 @@
+"""Inference latency: p50/p95 over repeated forward passes, after warm-up."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from recommender.types import LatencyStats
+
+if TYPE_CHECKING:
+    import torch
+
+
+def synthetic_batch(batch_size: int, seq_len: int, vocab_size: int, device: str,
+                    seed: int = 0) -> dict[str, torch.Tensor]:
+    """Full-length, non-padded inputs: [CLS]-like id 101 first, random word ids after."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1000, max(1001, vocab_size - 1), (batch_size, seq_len), generator=gen)
+    ids[:, 0] = 101 if vocab_size > 101 else 0
+    return {
+        "input_ids": ids.to(device),
+        "attention_mask": torch.ones_like(ids).to(device),
+        "token_type_ids": torch.zeros_like(ids).to(device),
+    }
+
+
+def measure_latency(model: torch.nn.Module, *, batch_size: int, seq_len: int, vocab_size: int,
+                    device: str = "cpu", max_seconds: float = 3.0, min_repeats: int = 3,
+                    max_repeats: int = 30, warmup: int = 2, merged: bool = False) -> LatencyStats:
+    """Time ``model`` on a synthetic batch; stops at ``max_repeats`` or ``max_seconds``."""
+    import torch
+
+    batch = synthetic_batch(batch_size, seq_len, vocab_size, device)
+    model.eval()
+    times: list[float] = []
+    with torch.inference_mode():
+        for _ in range(warmup):
+            model(**batch)
+        start = time.perf_counter()
+        while len(times) < max_repeats and (
+            len(times) < min_repeats or time.perf_counter() - start < max_seconds
+        ):
+            t0 = time.perf_counter()
+            model(**batch)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            times.append((time.perf_counter() - t0) * 1000)
+    arr = np.asarray(times)
+    return LatencyStats(batch_size=batch_size, seq_len=seq_len, p50_ms=float(np.percentile(arr, 50)),
+                        p95_ms=float(np.percentile(arr, 95)), merged=merged, repeats=len(times))

@@ -1,0 +1,300 @@
+"""The records handed from one stage to the next.
+
+task -> :class:`TaskSpec` + :class:`MetaFeatures` -> :class:`Budget` -> :class:`RunResult`
+-> (search, knowledge base) -> :class:`Recommendation`.
+
+Every record is a dataclass that round-trips through JSON (``to_dict`` / ``from_dict``), which is
+how it is stored in the run store (Optuna user attributes) and in the knowledge base.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+from recommender.errors import ConfigError
+
+TASK_TYPES = ("classification", "regression", "extractive_qa", "token_classification")
+METRICS = ("accuracy", "mcc", "pearson", "f1")
+RUN_STATUSES = ("complete", "budget_exhausted", "pruned", "failed", "oom")
+
+T = TypeVar("T", bound="Record")
+
+
+class Record:
+    """Mixin: JSON-friendly ``to_dict`` / ``from_dict`` for flat-ish dataclasses."""
+
+    _nested: ClassVar[dict[str, type]] = {}
+    _nested_lists: ClassVar[dict[str, type]] = {}
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if isinstance(value, Record):
+                value = value.to_dict()
+            elif isinstance(value, (list, tuple)) and value and isinstance(value[0], Record):
+                value = [v.to_dict() for v in value]
+            elif isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, float) and not math.isfinite(value):
+                value = None
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        kwargs: dict[str, Any] = {}
+        for key, value in data.items():
+            if key not in names:
+                continue  # tolerate fields added by newer versions
+            if key in cls._nested and isinstance(value, dict):
+                value = cls._nested[key].from_dict(value)  # type: ignore[attr-defined]
+            elif key in cls._nested_lists and isinstance(value, list):
+                value = [cls._nested_lists[key].from_dict(v) for v in value]  # type: ignore[attr-defined]
+            kwargs[key] = value
+        return cls(**kwargs)
+
+
+@dataclass
+class TaskSpec(Record):
+    """Declarative description of a task: where its data is and how to read it.
+
+    Bundled tasks keep one in ``data/tasks/<name>/task.json``; a user's file gets one built by
+    :func:`recommender.tasks.load_task` from column inference and explicit overrides.
+    """
+
+    name: str
+    task_type: str
+    metric: str
+    train_file: str
+    dev_file: str | None = None
+    text_col: str = "text"
+    text_pair_col: str | None = None
+    label_col: str = "label"
+    label_names: list[str] | None = None
+    language: str = "und"
+    eval_language: str | None = None
+    domain: str = "unknown"
+    description: str = ""
+    source: str = ""
+    license: str = ""
+    n_train: int | None = None
+    n_dev: int | None = None
+    dev_fraction: float = 0.2
+    split_seed: int = 13
+
+    def __post_init__(self) -> None:
+        if self.task_type not in TASK_TYPES:
+            raise ConfigError(
+                f"task {self.name!r}: task_type={self.task_type!r}; expected one of {TASK_TYPES}"
+            )
+        if self.metric not in METRICS:
+            raise ConfigError(f"task {self.name!r}: metric={self.metric!r}; expected one of {METRICS}")
+        if not 0.0 < self.dev_fraction < 1.0:
+            raise ConfigError(f"dev_fraction={self.dev_fraction}; expected a value in (0, 1)")
+        if self.eval_language is None:
+            self.eval_language = self.language
+
+    @property
+    def is_pair(self) -> bool:
+        return self.text_pair_col is not None and self.task_type in ("classification", "regression")
+
+    @property
+    def cross_lingual(self) -> bool:
+        return self.eval_language != self.language
+
+
+@dataclass
+class MetaFeatures(Record):
+    """What the recommender knows about a task before training on it (see ``metafeatures.py``)."""
+
+    version: int
+    fingerprint: str
+    task_type: str
+    n_train: int
+    n_dev: int
+    n_labels: int
+    label_entropy: float
+    imbalance_ratio: float
+    is_pair: bool
+    language: str
+    eval_language: str
+    cross_lingual: bool
+    tokens_mean: float
+    tokens_p95: float
+    unk_rate: float
+    fertility: float
+    model_params: int
+    model_name: str = ""
+
+
+@dataclass
+class Budget(Record):
+    """When a training run stops; every limit is optional.
+
+    ``max_seconds`` bounds the whole run (training, the final evaluation, and latency
+    measurement): the trainer reserves time for what must happen after training.
+    Call it with the run's status to ask whether to stop::
+
+        budget = Budget(max_seconds=120, patience=3)
+        budget.should_stop(elapsed=130.0, epoch=1.0, step=40, evals_since_best=0, best=None)
+    """
+
+    max_seconds: float | None = None
+    max_epochs: float = 3.0
+    max_steps: int | None = None
+    patience: int | None = 3
+    target_score: float | None = None
+    eval_every_steps: int | None = None
+    evals_per_epoch: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.max_seconds is not None and self.max_seconds <= 0:
+            raise ConfigError(f"Budget.max_seconds={self.max_seconds}; expected a positive number")
+        if self.max_epochs <= 0:
+            raise ConfigError(f"Budget.max_epochs={self.max_epochs}; expected a positive number")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError(f"Budget.max_steps={self.max_steps}; expected an integer >= 1")
+        if self.patience is not None and self.patience < 1:
+            raise ConfigError(f"Budget.patience={self.patience}; expected an integer >= 1 or None")
+        if self.eval_every_steps is not None and self.eval_every_steps < 1:
+            raise ConfigError(f"Budget.eval_every_steps={self.eval_every_steps}; expected >= 1")
+        if self.evals_per_epoch <= 0:
+            raise ConfigError(f"Budget.evals_per_epoch={self.evals_per_epoch}; expected > 0")
+
+    def stop_reason(
+        self, *, elapsed: float, step: int, total_steps: int, evals_since_best: int,
+        best: float | None,
+    ) -> str | None:
+        """Return why training must stop now, or None to go on."""
+        if self.max_seconds is not None and elapsed >= self.max_seconds:
+            return "time_budget"
+        if step >= total_steps:
+            return "max_steps" if self.max_steps is not None and step >= self.max_steps else "epochs"
+        if self.patience is not None and evals_since_best >= self.patience:
+            return "early_stopping"
+        if self.target_score is not None and best is not None and best >= self.target_score:
+            return "target_reached"
+        return None
+
+
+@dataclass
+class EvalPoint(Record):
+    """One evaluation on the dev set during training."""
+
+    step: int
+    epoch: float
+    train_seconds: float
+    wall_seconds: float
+    examples: int
+    tokens: int
+    metric: float
+    metrics: dict[str, float] = field(default_factory=dict)
+    train_loss: float | None = None
+
+
+@dataclass
+class LatencyStats(Record):
+    """Inference latency of the trained model at one batch size and sequence length."""
+
+    batch_size: int
+    seq_len: int
+    p50_ms: float
+    p95_ms: float
+    merged: bool = False
+    repeats: int = 0
+
+
+@dataclass
+class Environment(Record):
+    """Where a run happened: enough to compare runs across machines."""
+
+    device: str
+    cpu: str
+    gpu: str | None
+    threads: int
+    platform: str
+    python: str
+    packages: dict[str, str]
+    calibration: dict[str, float] = field(default_factory=dict)
+    cpu_load: float | None = None
+
+
+@dataclass
+class RunResult(Record):
+    """Everything measured about one (task, method, hyperparameters) training run."""
+
+    _nested: ClassVar[dict[str, type]] = {"environment": Environment}
+    _nested_lists: ClassVar[dict[str, type]] = {"curve": EvalPoint, "latency": LatencyStats}
+
+    task: str
+    method: str
+    params: dict[str, Any]
+    status: str
+    metric_name: str
+    best_metric: float | None = None
+    best_metrics: dict[str, Any] = field(default_factory=dict)
+    curve: list[EvalPoint] = field(default_factory=list)
+    stop_reason: str | None = None
+    error: str | None = None
+    time_to_best_s: float | None = None
+    time_to_within_1pct_s: float | None = None
+    steps_to_best: int | None = None
+    examples_to_best: int | None = None
+    tokens_to_best: int | None = None
+    flops_to_best: float | None = None
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    steps: int = 0
+    epochs: float = 0.0
+    examples_seen: int = 0
+    tokens_seen: int = 0
+    samples_per_second: float | None = None
+    train_flops: float | None = None
+    peak_memory_mb: float | None = None
+    trainable_params: int | None = None
+    head_params: int | None = None
+    total_params: int | None = None
+    artifact_bytes: int | None = None
+    mergeable: bool | None = None
+    merge_max_abs_diff: float | None = None
+    latency: list[LatencyStats] = field(default_factory=list)
+    base_latency: list[LatencyStats] = field(default_factory=list)
+    n_train: int | None = None
+    n_dev: int | None = None
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+    environment: Environment | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in RUN_STATUSES:
+            raise ConfigError(f"RunResult.status={self.status!r}; expected one of {RUN_STATUSES}")
+        self.latency = [LatencyStats.from_dict(x) if isinstance(x, dict) else x for x in self.latency]
+        self.base_latency = [
+            LatencyStats.from_dict(x) if isinstance(x, dict) else x for x in self.base_latency
+        ]
+
+    @property
+    def has_metric(self) -> bool:
+        return self.best_metric is not None and math.isfinite(self.best_metric)
+
+    def latency_ms(self, batch_size: int, *, merged: bool | None = None) -> float | None:
+        """p50 latency at ``batch_size``: merged if measured and ``merged`` is not False."""
+        rows = [x for x in self.latency if x.batch_size == batch_size]
+        if merged is not False:
+            best = [x for x in rows if x.merged]
+            if best:
+                return best[0].p50_ms
+            if merged:
+                return None
+        rows = [x for x in rows if not x.merged]
+        return rows[0].p50_ms if rows else None
+
+    def base_latency_ms(self, batch_size: int) -> float | None:
+        rows = [x for x in self.base_latency if x.batch_size == batch_size]
+        return rows[0].p50_ms if rows else None
