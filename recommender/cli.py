@@ -237,7 +237,20 @@ def build_parser() -> argparse.ArgumentParser:
 EXTRA_COMMANDS: list[Callable[[Any], None]] = []
 
 
+def _quiet_library_warnings() -> None:
+    import logging
+    import os
+    import warnings
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module="optuna")
+    warnings.filterwarnings("ignore", message=".*experimental.*")
+    logging.getLogger("adapters").setLevel(logging.ERROR)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _quiet_library_warnings()
     _load_extra_commands()
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -254,7 +267,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _load_extra_commands() -> None:
     import importlib
 
-    for module in ("recommender.search.cli", "recommender.export_cli", "recommender.metamodel.cli"):
+    for module in ("recommender.kb_cli", "recommender.search.cli", "recommender.export_cli",
+                   "recommender.metamodel.cli"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

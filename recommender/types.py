@@ -194,7 +194,7 @@ class EvalPoint(Record):
     tokens: int
     metric: float
     metrics: dict[str, float] = field(default_factory=dict)
-    train_loss: float | None = None
+    train_loss: float | None = None  # mean training loss since the previous evaluation
 
 
 @dataclass

@@ -83,17 +83,27 @@ def read_rows(path: Path, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> list[dict[
 
 
 def _parse_delimited(text: str, delimiter: str, name: str) -> list[dict[str, Any]]:
-    # GLUE-style TSVs contain unbalanced quotes inside unquoted fields: read TSV without quote
-    # handling first and fall back to standard quoting only if that gives ragged rows.
-    modes = [csv.QUOTE_NONE, csv.QUOTE_MINIMAL] if delimiter == "\t" else [csv.QUOTE_MINIMAL]
-    first_error: DataError | None = None
-    for quoting in modes:
-        try:
-            return _parse_delimited_with(text, delimiter, quoting, name)
-        except DataError as exc:
-            first_error = first_error or exc
-    assert first_error is not None
-    raise first_error
+    if delimiter == ",":
+        return _parse_delimited_with(text, delimiter, csv.QUOTE_MINIMAL, name)
+    # TSV: GLUE-style files hold unbalanced quotes inside unquoted fields (read them without quote
+    # handling), while pandas / csv.writer files quote fields that contain quotes. Standard
+    # quoting wins when it parses the same rows; otherwise the file is read verbatim.
+    verbatim: list[dict[str, Any]] | None = None
+    error: DataError | None = None
+    try:
+        verbatim = _parse_delimited_with(text, delimiter, csv.QUOTE_NONE, name)
+    except DataError as exc:
+        error = exc
+    try:
+        quoted = _parse_delimited_with(text, delimiter, csv.QUOTE_MINIMAL, name)
+    except DataError:
+        quoted = None
+    if quoted is not None and (verbatim is None or len(quoted) == len(verbatim)):
+        return quoted
+    if verbatim is not None:
+        return verbatim
+    assert error is not None
+    raise error
 
 
 def _parse_delimited_with(text: str, delimiter: str, quoting: int, name: str) -> list[dict[str, Any]]:

@@ -33,7 +33,6 @@ PAIR_CANDIDATES = ("text_pair", "sentence2", "question2", "hypothesis", "text_b"
 LABEL_CANDIDATES = ("label", "labels", "class", "target", "score", "y", "category", "sentiment",
                     "gold_label", "tags", "ner_tags")
 DEV_STEMS = ("dev", "validation", "valid", "val", "eval")
-REGRESSION_MIN_UNIQUE = 20
 
 
 @dataclass
@@ -226,6 +225,8 @@ def infer_spec(
         label_col = _pick(columns, label_col, ("tags", "ner_tags", "labels", "label"), "label")
     else:
         label_col = _pick(columns, label_col, LABEL_CANDIDATES, "label")
+        if text_col is not None:
+            _pick(columns, text_col, (), "text")  # an unknown name lists every column
         text_col = _pick([c for c in columns if c != label_col], text_col, TEXT_CANDIDATES, "text")
         if text_col is None or label_col is None:  # pragma: no cover - _pick raises first
             raise DataError("no text or label column")
@@ -255,8 +256,8 @@ def _looks_like_regression(values: list[Any]) -> bool:
             return False
     if not numbers:
         return False
-    non_integer = any(not float(x).is_integer() for x in numbers)
-    return non_integer or len(set(numbers)) > REGRESSION_MIN_UNIQUE
+    # Integer labels are class ids (even 77 of them); only fractional values mean regression.
+    return any(not float(x).is_integer() for x in numbers)
 
 
 def _normalize(rows: list[dict[str, Any]], spec: TaskSpec, split: str) -> tuple[list[dict[str, Any]], int]:

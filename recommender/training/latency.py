@@ -30,20 +30,30 @@ def synthetic_batch(batch_size: int, seq_len: int, vocab_size: int, device: str,
 
 def measure_latency(model: torch.nn.Module, *, batch_size: int, seq_len: int, vocab_size: int,
                     device: str = "cpu", max_seconds: float = 3.0, min_repeats: int = 3,
-                    max_repeats: int = 30, warmup: int = 2, merged: bool = False) -> LatencyStats:
-    """Time ``model`` on a synthetic batch; stops at ``max_repeats`` or ``max_seconds``."""
+                    max_repeats: int = 30, warmup: int = 2, merged: bool = False,
+                    deadline: float | None = None) -> LatencyStats:
+    """Time ``model`` on a synthetic batch; stops at ``max_repeats`` or ``max_seconds``.
+
+    ``deadline`` (a ``time.perf_counter()`` value) cuts warm-up and repeats short, keeping at
+    least one timed pass, so a run's time budget holds even on a slow or busy machine.
+    """
     import torch
 
     batch = synthetic_batch(batch_size, seq_len, vocab_size, device)
     model.eval()
     times: list[float] = []
+    def out_of_time() -> bool:
+        return deadline is not None and time.perf_counter() > deadline
+
     with torch.inference_mode():
-        for _ in range(warmup):
+        for i in range(max(1, warmup)):
+            if i > 0 and out_of_time():
+                break  # one warm-up pass always: a cold first pass is not a latency
             model(**batch)
         start = time.perf_counter()
-        while len(times) < max_repeats and (
+        while not times or (len(times) < max_repeats and not out_of_time() and (
             len(times) < min_repeats or time.perf_counter() - start < max_seconds
-        ):
+        )):
             t0 = time.perf_counter()
             model(**batch)
             if device.startswith("cuda"):

@@ -255,10 +255,25 @@ class _Run:
             tps = self.state.tokens / self.state.train_seconds if self.state.train_seconds > 0 else None
             dev_tokens = sum(s.dev.n_tokens for s in self.streams)
             eval_cost = dev_tokens / (3 * tps) if tps else 0.0
-        n_latency = 0
-        if self.latency.enabled:
-            n_latency = len(self.latency.batch_sizes) * (2 if self.method.merge_supported else 1)
-        return eval_cost + n_latency * (self.latency.max_seconds + 0.5)
+        return eval_cost + self._latency_reserve()
+
+    def _latency_reserve(self) -> float:
+        """Expected seconds of the latency measurements, from the training throughput
+        (a forward pass costs about a third of a training step per token)."""
+        if not self.latency.enabled:
+            return 0.0
+        st = self.state
+        tps = st.tokens / st.train_seconds if st.train_seconds > 0 else None
+        seq_len = self.latency.seq_len or min(self.config.max_seq_length, token_length_p95(self.streams[0].dev))
+        passes = 2 + 3  # warm-up + minimum repeats
+        models = 2 if self.method.merge_supported else 1
+        if self.latency.base_model:
+            models += 1
+        total = 0.0
+        for b in self.latency.batch_sizes:
+            forward = (b * seq_len) / (3 * tps) if tps else 0.05
+            total += models * min(passes * forward, self.latency.max_seconds + 2 * forward)
+        return total
 
     def _time_left(self) -> float:
         if self.budget.max_seconds is None:
@@ -392,8 +407,8 @@ class _Run:
                 all_metrics[f"{stream.name}/{key}"] = v
         st.last_eval_duration = time.perf_counter() - t0
         st.eval_seconds += st.last_eval_duration
+        window = st.losses[max(0, st.last_eval_step):]  # losses since the previous evaluation
         st.last_eval_step = st.step
-        window = st.losses[-50:]
         point = EvalPoint(step=st.step, epoch=st.step / max(1, self.steps_per_epoch),
                           train_seconds=st.train_seconds, wall_seconds=self.elapsed(),
                           examples=st.examples, tokens=st.tokens, metric=value, metrics=all_metrics,
@@ -423,7 +438,7 @@ class _Run:
         with tempfile.TemporaryDirectory() as tmp:
             self.method.save(self.model, Path(tmp))
             out["artifact_bytes"] = sum(f.stat().st_size for f in Path(tmp).rglob("*") if f.is_file())
-        if self.latency.enabled and self._time_left() > 0:
+        if self.latency.enabled:  # bounded by the deadline: at least one timed pass each
             out.update(self._measure_latency())
         return out
 
@@ -432,7 +447,9 @@ class _Run:
 
         seq_len = self.latency.seq_len or min(self.config.max_seq_length, token_length_p95(self.streams[0].dev))
         vocab = self.model.config.vocab_size
-        kwargs = dict(seq_len=seq_len, vocab_size=vocab, device=self.device, max_seconds=self.latency.max_seconds)
+        deadline = None if self.budget.max_seconds is None else self.start + self.budget.max_seconds
+        kwargs = dict(seq_len=seq_len, vocab_size=vocab, device=self.device,
+                      max_seconds=self.latency.max_seconds, deadline=deadline)
         stats = [measure_latency(self.model, batch_size=b, **kwargs) for b in self.latency.batch_sizes]
         out: dict[str, Any] = {"latency": stats, "mergeable": False}
         if self.method.merge_supported:
@@ -468,7 +485,7 @@ class _Run:
             base = load_model(self.model_path, self.task.task_type, self.task.num_labels).to(self.device)
             _BASE_LATENCY_CACHE[key] = measure_latency(
                 base, batch_size=batch_size, seq_len=seq_len, vocab_size=base.config.vocab_size,
-                device=self.device, max_seconds=self.latency.max_seconds)
+                device=self.device, max_seconds=self.latency.max_seconds, min_repeats=3)
             del base
         return _BASE_LATENCY_CACHE[key]
 

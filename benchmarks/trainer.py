@@ -1,0 +1,666 @@
+#!/usr/bin/env python
+"""Benchmark the budgeted trainer (``recommender.training.train``) on the bundled model.
+
+One run measures, on one short-text bundled task (``glue_sst2`` by default)::
+
+  throughput  (a) our trainer's training samples/s vs a bare PyTorch loop over the *same* batches
+              (same model, full_ft, batch size, dynamic padding and length grouping). The bare
+              loop is: forward, cross-entropy, backward, clip_grad_norm_, AdamW step, zero_grad,
+              over batches collated *before* its clock starts (the trainer collates inside its
+              clock, so the comparison is strict). Runs alternate bare/trainer in ABBA order after
+              an untimed warm-up, and each side's best repeat is compared (other processes only
+              ever slow a run down). Also: wall-clock samples/s including setup.
+  padding     (b) epoch time with dynamic padding + length grouping vs fixed padding to 128.
+              Each variant trains a fixed number of steps; the epoch time is *extrapolated* as
+              (mean step time over steps 2..n) x (steps per epoch). The grouped-dynamic number
+              comes from the throughput runs (a). Exact padding efficiency of a whole epoch is
+              computed from the batch plan (no timing).
+  flops       (c) useful FLOP/s of full fine-tuning: ``result.train_flops / result.train_seconds``.
+              The trainer counts only real (non-padding) tokens and (4 N + 2 N_trainable) FLOPs
+              per token, N = non-embedding parameters (forward 2N, activation gradients 2N,
+              weight gradients 2 per trainable weight). Compared with an fp32 torch matmul
+              (n x n @ n x n, repeated for ~1 s) measured just before and after (a); the larger
+              reading is the peak. A "6N" figure (no weight-gradient FLOPs for the embedding
+              tables, whose gradient is a row scatter, not a matmul) is reported beside it.
+  methods     (d) per registered method: median training step time (batch 16, the task's own
+              length distribution, steps 2..n of a short run, the same batches for every
+              single-task method) and inference latency p50 at batch 1 and 32, seq len 128,
+              from ``RunResult.latency`` (merged rows where the trainer verified the merge).
+
+Ratios are only meaningful within one run: the machine may be shared. Prints tables and writes
+``benchmarks/results/trainer.json``.
+
+    python benchmarks/trainer.py                       # default run (< ~15 min on 2 CPU cores)
+    python benchmarks/trainer.py --quick               # few steps (< ~4 min on an idle 2-core CPU)
+    python benchmarks/trainer.py --task glue_sst2 --n-train 512 --quick
+    python benchmarks/trainer.py --only throughput,flops --set throughput.steps=100
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import random
+import resource
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_PARAMS = HERE / "params" / "trainer.json"
+DEFAULT_OUT = HERE / "results" / "trainer.json"
+SECTIONS = ("throughput", "padding", "flops", "methods")
+
+
+# -- parameters ------------------------------------------------------------------------------------
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` wins; nested dicts merge, everything else (lists included) is replaced."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def set_dotted(params: dict[str, Any], assignment: str) -> None:
+    """``a.b=VALUE``: VALUE parsed as JSON when it is JSON, else kept as a string."""
+    if "=" not in assignment:
+        raise SystemExit(f"--set {assignment!r}: expected section.key=value")
+    key, raw = assignment.split("=", 1)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    node = params
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--params", type=Path, default=DEFAULT_PARAMS, help="parameter file (JSON)")
+    ap.add_argument("--quick", action="store_true", help="few steps: merge the file's 'quick' block")
+    ap.add_argument("--task", help="bundled task name (default from the parameter file)")
+    ap.add_argument("--n-train", type=int, help="train examples kept (seeded subsample)")
+    ap.add_argument("--n-dev", type=int, help="dev examples kept (only the final evaluation uses them)")
+    ap.add_argument("--methods", help="comma-separated methods for the per-method table (default: all)")
+    ap.add_argument("--only", help=f"comma-separated sections to run, of {','.join(SECTIONS)}")
+    ap.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override any parameter, e.g. throughput.steps=100 (repeatable)")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="result JSON path")
+    return ap.parse_args(argv)
+
+
+def build_params(args: argparse.Namespace) -> dict[str, Any]:
+    params = json.loads(args.params.read_text(encoding="utf-8"))
+    quick = params.pop("quick", {})
+    params.pop("_doc", None)
+    if args.quick:
+        params = deep_merge(params, quick)
+    params["quick"] = bool(args.quick)
+    if args.task:
+        params["task"] = args.task
+    if args.n_train is not None:
+        params["n_train"] = args.n_train
+    if args.n_dev is not None:
+        params["n_dev"] = args.n_dev
+    if args.methods:
+        params["methods"]["names"] = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if args.only:
+        params["sections"] = [s.strip() for s in args.only.split(",") if s.strip()]
+    if args.threads is not None:
+        params["threads"] = args.threads
+    for assignment in args.set:
+        set_dotted(params, assignment)
+    unknown = set(params["sections"]) - set(SECTIONS)
+    if unknown:
+        raise SystemExit(f"unknown sections {sorted(unknown)}; expected some of {list(SECTIONS)}")
+    return params
+
+
+# -- small helpers ---------------------------------------------------------------------------------
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def load_avg() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
+def fmt(value: Any, spec: str = ".1f") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "-"
+    return format(value, spec) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    line = " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    sep = "-+-".join("-" * w for w in widths)
+    body = [" | ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+            for r in cells]
+    return "\n".join([line, sep, *body])
+
+
+def budget_for(steps: int) -> Any:
+    from recommender.types import Budget
+
+    # no evaluation during training (one final evaluation on the small dev set), no early stop
+    return Budget(max_steps=steps, max_epochs=1e6, eval_every_steps=10**9, patience=None)
+
+
+# -- matmul peak -----------------------------------------------------------------------------------
+def matmul_gflops(n: int, seconds: float) -> float:
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    repeats, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        repeats += 1
+    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+# -- trainer and bare runs -------------------------------------------------------------------------
+@dataclass
+class TrainerRun:
+    result: Any
+    call_seconds: float  # the whole train() call
+    to_last_step_seconds: float  # train() call start -> last training step done (setup + training)
+    step_ms: list[float] = field(default_factory=list)  # steps 2..n, between on_step callbacks
+
+    @property
+    def steady_mean_ms(self) -> float | None:
+        return statistics.fmean(self.step_ms) if self.step_ms else None
+
+    @property
+    def median_ms(self) -> float | None:
+        return statistics.median(self.step_ms) if self.step_ms else None
+
+
+def run_trainer(task: Any, method: str, params: dict[str, Any], steps: int, seed: int, device: str,
+                latency: Any = None) -> TrainerRun:
+    from recommender.training import LatencyConfig, train
+
+    marks: list[float] = []
+
+    def on_step(step: int, total: int) -> None:
+        marks.append(time.perf_counter())
+
+    start = time.perf_counter()
+    result = train(task, method, params=params, budget=budget_for(steps), device=device, seed=seed,
+                   latency=latency or LatencyConfig(enabled=False), on_step=on_step)
+    end = time.perf_counter()
+    step_ms = [(b - a) * 1000 for a, b in zip(marks, marks[1:], strict=False)]
+    return TrainerRun(result, end - start, (marks[-1] - start) if marks else end - start, step_ms)
+
+
+def trainer_plan(features: Any, batch_size: int, group_by_length: bool, seed: int, steps: int) -> list[list[int]]:
+    """The trainer's batches for a single-task run (same seeds as ``_Run._epoch_batches``)."""
+    from recommender.training.data import batch_indices
+
+    plan: list[list[int]] = []
+    epoch = 0
+    while len(plan) < steps:
+        plan += batch_indices(features, batch_size, shuffle=True, group_by_length=group_by_length,
+                              seed=seed * 1000 + epoch * 10)
+        epoch += 1
+    return plan[:steps]
+
+
+def padded_tokens(features: Any, plan: list[list[int]], pad_to: int | None) -> int:
+    return sum(len(b) * (pad_to or max(features.lengths[i] for i in b)) for b in plan)
+
+
+def run_bare(task: Any, model_path: Path, features: Any, plan: list[list[int]], *, lr: float,
+             weight_decay: float, max_grad_norm: float, seed: int, device: str, pad_id: int) -> dict[str, Any]:
+    """A bare PyTorch loop: forward, CE loss, backward, clip, AdamW step, zero_grad."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from recommender.methods.base import make_method
+    from recommender.models import load_model
+    from recommender.training.data import MODEL_INPUTS, collate
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    model = load_model(model_path, task.task_type, task.num_labels)
+    make_method("full_ft").apply(model)
+    model.to(device)
+    model.train()
+    batches = []
+    for indices in plan:  # collated before the clock starts
+        batch = collate(features, indices, task.task_type, pad_id)
+        batches.append({k: v.to(device) for k, v in batch.items()})
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    step_s: list[float] = []
+    for batch in batches:
+        t0 = time.perf_counter()
+        outputs = model(**{k: batch[k] for k in MODEL_INPUTS if k in batch})
+        loss = F.cross_entropy(outputs.logits, batch["labels"])
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step_s.append(time.perf_counter() - t0)
+    examples = sum(len(b) for b in plan)
+    return {"seconds": sum(step_s), "samples_per_second": examples / sum(step_s),
+            "step_ms": [s * 1000 for s in step_s], "examples": examples}
+
+
+# -- sections --------------------------------------------------------------------------------------
+class Bench:
+    def __init__(self, params: dict[str, Any]) -> None:
+        from recommender.models import bundled_model_path, load_tokenizer
+        from recommender.tasks import load_task
+        from recommender.training.config import TrainingConfig
+        from recommender.training.data import featurize
+
+        self.p = params
+        self.seed = int(params["seed"])
+        self.device = params["device"]
+        self.batch_size = int(params["batch_size"])
+        self.model_path = bundled_model_path()
+        full = load_task(params["task"])
+        self.task = full.subsample(params.get("n_train"), params.get("n_dev"), seed=self.seed)
+        if self.task.task_type != "classification":
+            raise SystemExit(f"{params['task']} is {self.task.task_type}; the bare loop (cross-entropy on "
+                             "sequence logits) needs a classification task")
+        self.tokenizer = load_tokenizer(self.model_path)
+        self.max_len = int(params["padding"]["max_seq_length"])
+        self.config = TrainingConfig(batch_size=self.batch_size, max_seq_length=self.max_len)
+        self.features = featurize(self.task, "train", self.tokenizer, self.config)
+        self.pad_id = self.tokenizer.pad_token_id or 0
+        self.steps_per_epoch = math.ceil(len(self.features) / self.batch_size)
+        self.base_params = {"batch_size": self.batch_size, "max_seq_length": self.max_len}
+        self.out: dict[str, Any] = {}
+        self.tables: list[str] = []
+        self.throughput_runs: list[TrainerRun] = []
+        self.matmul: list[float] = []
+
+    def measure_matmul(self) -> float:
+        m = self.p["matmul"]
+        value = matmul_gflops(int(m["n"]), float(m["seconds"]))
+        self.matmul.append(value)
+        return value
+
+    # (a) ------------------------------------------------------------------------------------------
+    def throughput(self) -> None:
+        from recommender.methods.base import make_method
+
+        cfg = self.p["throughput"]
+        steps, repeats = int(cfg["steps"]), int(cfg["repeats"])
+        plan = trainer_plan(self.features, self.batch_size, True, self.seed, steps)
+        lr = make_method("full_ft").default_learning_rate
+        bare_kwargs = dict(lr=lr, weight_decay=self.config.weight_decay, max_grad_norm=self.config.max_grad_norm,
+                           seed=self.seed, device=self.device, pad_id=self.pad_id)
+        if int(cfg["warmup_steps"]) > 0:
+            log(f"throughput: warm-up ({cfg['warmup_steps']} bare steps, untimed)")
+            run_bare(self.task, self.model_path, self.features, plan[: int(cfg["warmup_steps"])], **bare_kwargs)
+        order = (["bare", "trainer", "trainer", "bare"] * math.ceil(repeats / 2))[: 2 * repeats]
+        bare_runs: list[dict[str, Any]] = []
+        for kind in order:
+            log(f"throughput: {kind} run ({steps} steps, load {load_avg()})")
+            if kind == "bare":
+                bare_runs.append(run_bare(self.task, self.model_path, self.features, plan, **bare_kwargs))
+            else:
+                run = run_trainer(self.task, "full_ft", self.base_params, steps, self.seed, self.device)
+                if run.result.status != "complete":
+                    raise RuntimeError(f"trainer run failed: {run.result.error}")
+                self.throughput_runs.append(run)
+        expected_tokens = sum(self.features.lengths[i] for b in plan for i in b)
+        same = all(r.result.tokens_seen == expected_tokens and r.result.examples_seen == sum(map(len, plan))
+                   for r in self.throughput_runs)
+        best_t = max(self.throughput_runs, key=lambda r: r.result.samples_per_second)
+        best_b = max(bare_runs, key=lambda r: r["samples_per_second"])
+        ratio = best_t.result.samples_per_second / best_b["samples_per_second"]
+        # paired per-step check (steps 2..n: the trainer's first step has no previous callback)
+        paired = [b / t for t, b in zip(best_t.step_ms, best_b["step_ms"][1:], strict=True) if t > 0]
+        median_paired = statistics.median(paired) if paired else None
+        wall_sps = best_t.result.examples_seen / best_t.to_last_step_seconds
+        setup_s = best_t.to_last_step_seconds - best_t.result.train_seconds
+        target = self.p["targets"]["trainer_vs_bare"]
+        self.out["throughput"] = {
+            "steps": steps, "repeats": repeats, "order": order, "batch_size": self.batch_size,
+            "same_batches_verified": same, "real_tokens": expected_tokens,
+            "padded_tokens": padded_tokens(self.features, plan, None),
+            "trainer_samples_per_second": [r.result.samples_per_second for r in self.throughput_runs],
+            "bare_samples_per_second": [r["samples_per_second"] for r in bare_runs],
+            "best_trainer_samples_per_second": best_t.result.samples_per_second,
+            "best_bare_samples_per_second": best_b["samples_per_second"],
+            "ratio_trainer_over_bare": ratio,
+            "median_paired_step_ratio_bare_over_trainer": median_paired,
+            "trainer_wall_samples_per_second_incl_setup": wall_sps,
+            "trainer_setup_seconds": setup_s,
+            "trainer_call_seconds": best_t.call_seconds,
+            "trainer_call_samples_per_second": best_t.result.examples_seen / best_t.call_seconds,
+            "target": target, "meets_target": ratio >= target,
+        }
+        rows = [
+            ["our trainer (train-step time only)", fmt(best_t.result.samples_per_second, ".2f"),
+             fmt(best_t.result.train_seconds, ".2f"), "1 of " + str(len(self.throughput_runs))],
+            ["bare PyTorch loop, same batches", fmt(best_b["samples_per_second"], ".2f"),
+             fmt(best_b["seconds"], ".2f"), "1 of " + str(len(bare_runs))],
+            ["our trainer, wall incl. setup", fmt(wall_sps, ".2f"), fmt(best_t.to_last_step_seconds, ".2f"),
+             f"setup {setup_s:.1f}s"],
+            ["our trainer, whole train() call", fmt(best_t.result.examples_seen / best_t.call_seconds, ".2f"),
+             fmt(best_t.call_seconds, ".2f"), "+final eval, save"],
+        ]
+        self.tables.append(
+            f"(a) Training throughput, full_ft, batch {self.batch_size}, {steps} steps, dynamic padding + "
+            f"length grouping (same batches: {'verified' if same else 'NOT VERIFIED'})\n"
+            + table(["run", "samples/s", "seconds", "note"], rows)
+            + f"\nratio trainer/bare = {ratio:.3f} (target >= {target}: {'PASS' if ratio >= target else 'FAIL'});"
+            f" median paired per-step ratio = {fmt(median_paired, '.3f')}")
+
+    # (b) ------------------------------------------------------------------------------------------
+    def padding(self) -> None:
+        cfg = self.p["padding"]
+        if not self.throughput_runs:
+            raise SystemExit("the padding section reuses the throughput runs; run both")
+        results: dict[str, dict[str, Any]] = {}
+        grouped = min(self.throughput_runs, key=lambda r: r.steady_mean_ms or math.inf)
+        variants = [{"name": "dynamic_grouped", "params": {}, "steps": self.p["throughput"]["steps"],
+                     "runs": self.throughput_runs}]
+        for v in cfg["variants"]:
+            variants.append({**v, "runs": []})
+        for r in range(int(cfg["repeats"])):
+            for v in variants[1:]:
+                log(f"padding: {v['name']} run {r + 1} ({v['steps']} steps, load {load_avg()})")
+                run = run_trainer(self.task, "full_ft", {**self.base_params, **v["params"]}, int(v["steps"]),
+                                  self.seed, self.device)
+                if run.result.status != "complete":
+                    raise RuntimeError(f"{v['name']} run failed: {run.result.error}")
+                v["runs"].append(run)
+        for v in variants:
+            merged = {**self.base_params, **v["params"]}
+            dynamic = merged.get("dynamic_padding", True)
+            group = merged.get("group_by_length", True)
+            best = grouped if v["name"] == "dynamic_grouped" else min(
+                v["runs"], key=lambda r: r.steady_mean_ms or math.inf)
+            epoch_plan = trainer_plan(self.features, self.batch_size, group, self.seed, self.steps_per_epoch)
+            measured_plan = trainer_plan(self.features, self.batch_size, group, self.seed, int(v["steps"]))
+            pad_to = None if dynamic else self.max_len
+            real = sum(self.features.lengths)
+            epoch_padded = padded_tokens(self.features, epoch_plan, pad_to)
+            step_ms = best.steady_mean_ms
+            results[v["name"]] = {
+                "params": v["params"], "steps_measured": int(v["steps"]), "repeats": len(v["runs"]),
+                "steady_mean_step_ms": step_ms, "median_step_ms": best.median_ms,
+                "all_steady_mean_step_ms": [x.steady_mean_ms for x in v["runs"]],
+                "epoch_seconds_extrapolated": step_ms * self.steps_per_epoch / 1000 if step_ms else None,
+                "epoch_padding_efficiency": real / epoch_padded,
+                "measured_mean_width": padded_tokens(self.features, measured_plan, pad_to)
+                / sum(len(b) for b in measured_plan),
+                "epoch_mean_width": epoch_padded / len(self.features),
+                "useful_flops_per_second": best.result.train_flops / best.result.train_seconds,
+            }
+        base = results["dynamic_grouped"]["epoch_seconds_extrapolated"]
+        for v in results.values():
+            v["dynamic_grouped_speedup"] = (v["epoch_seconds_extrapolated"] / base) if base else None
+        fixed = next((k for k, v in results.items() if not {**self.base_params, **v["params"]}.get(
+            "dynamic_padding", True)), None)
+        speedup = results[fixed]["dynamic_grouped_speedup"] if fixed else None
+        target = self.p["targets"]["padding_speedup"]
+        self.out["padding"] = {"variants": results, "steps_per_epoch": self.steps_per_epoch,
+                               "n_train": len(self.features), "speedup_vs_fixed": speedup,
+                               "target": target, "meets_target": speedup is not None and speedup >= target,
+                               "note": "epoch time extrapolated: mean step time over steps 2..n x steps/epoch"}
+        rows = [[name, v["steps_measured"], fmt(v["steady_mean_step_ms"], ".0f"),
+                 fmt(v["epoch_seconds_extrapolated"], ".1f"), fmt(v["epoch_padding_efficiency"], ".2f"),
+                 f"{v['measured_mean_width']:.1f} / {v['epoch_mean_width']:.1f}",
+                 fmt(v["dynamic_grouped_speedup"], ".2f")]
+                for name, v in results.items()]
+        verdict = "-" if speedup is None else ("PASS" if speedup >= target else "FAIL")
+        self.tables.append(
+            f"(b) Epoch time, full_ft, batch {self.batch_size}, {len(self.features)} train examples = "
+            f"{self.steps_per_epoch} steps/epoch (extrapolated from the steps measured)\n"
+            + table(["padding", "steps", "step ms", "epoch s (extrap.)", "real/padded tok",
+                     "width meas./epoch", "x slower than grouped"], rows)
+            + f"\ndynamic+grouping is {fmt(speedup, '.2f')}x faster per epoch than fixed padding to "
+            f"{self.max_len} (target >= {target}x: {verdict})")
+
+    # (c) ------------------------------------------------------------------------------------------
+    def flops(self) -> None:
+        from recommender.methods.base import count_parameters
+        from recommender.models import load_model
+
+        if not self.throughput_runs:
+            raise SystemExit("the flops section reuses the throughput runs; run both")
+        best = max(self.throughput_runs, key=lambda r: r.result.samples_per_second)
+        res = best.result
+        counts = count_parameters(load_model(self.model_path, self.task.task_type, self.task.num_labels))
+        non_embedding = counts["total"] - counts["embedding"]
+        per_token = res.train_flops / res.tokens_seen
+        six_n = 6.0 * non_embedding
+        useful = res.train_flops / res.train_seconds
+        useful_6n = six_n * res.tokens_seen / res.train_seconds
+        peak = max(self.matmul) * 1e9
+        target = self.p["targets"]["flops_vs_matmul"]
+        ratio = useful / peak
+        self.out["flops"] = {
+            "trainer_flops_per_token": per_token, "six_n_flops_per_token": six_n,
+            "non_embedding_params": non_embedding, "embedding_params": counts["embedding"],
+            "total_params": counts["total"], "real_tokens": res.tokens_seen, "train_seconds": res.train_seconds,
+            "useful_flops_per_second": useful, "useful_flops_per_second_6n": useful_6n,
+            "matmul_gflops_readings": self.matmul, "matmul_n": self.p["matmul"]["n"],
+            "peak_flops_per_second": peak, "ratio": ratio, "ratio_6n": useful_6n / peak,
+            "target": target, "meets_target": ratio >= target,
+            "useful_flops_per_second_by_padding": {
+                k: v["useful_flops_per_second"] for k, v in self.out.get("padding", {}).get("variants", {}).items()},
+        }
+        rows = [["trainer estimate (4N + 2N_trainable)", fmt(per_token / 1e6, ".1f"), fmt(useful / 1e9, ".1f"),
+                 fmt(ratio, ".3f")],
+                ["6N (no embedding weight-grad FLOPs)", fmt(six_n / 1e6, ".1f"), fmt(useful_6n / 1e9, ".1f"),
+                 fmt(useful_6n / peak, ".3f")]]
+        for name, v in self.out["flops"]["useful_flops_per_second_by_padding"].items():
+            if name != "dynamic_grouped":
+                rows.append([f"  same estimate, {name} run", "", fmt(v / 1e9, ".1f"), fmt(v / peak, ".3f")])
+        readings = ", ".join(f"{x:.1f}" for x in self.matmul)
+        self.tables.append(
+            f"(c) Useful FLOP/s of full_ft training (real tokens only; {res.tokens_seen} tokens in "
+            f"{res.train_seconds:.2f}s) vs fp32 {self.p['matmul']['n']}^3 matmul peak {peak / 1e9:.1f} GFLOP/s "
+            f"(readings: {readings})\n"
+            + table(["FLOPs per token", "MFLOP/token", "useful GFLOP/s", "ratio to matmul"], rows)
+            + f"\nratio (trainer estimate) = {ratio:.3f} (aim >= {target}: {'PASS' if ratio >= target else 'FAIL'})")
+
+    # (d) ------------------------------------------------------------------------------------------
+    def methods(self) -> None:
+        from recommender.methods.base import get_method_class, method_names
+        from recommender.models import load_model
+        from recommender.training import LatencyConfig
+        from recommender.training.latency import measure_latency
+
+        cfg = self.p["methods"]
+        names = method_names() if cfg["names"] == "all" else list(cfg["names"])
+        names = [n for n in names if n not in set(cfg.get("skip", []))]
+        batch_sizes = tuple(int(b) for b in cfg["latency_batch_sizes"])
+        seq_len = int(cfg["latency_seq_len"])
+        reuse_base = cfg.get("base_architecture_latency") == "reuse_base"
+        steps = int(cfg["steps"])
+        rows_out: dict[str, dict[str, Any]] = {}
+        base_latency: dict[int, float] = {}
+        # adapter methods first, so the base-model latency (measured once, cached) is known early
+        order = sorted(names, key=lambda n: not get_method_class(n).uses_adapters)
+        for name in order:
+            cls = get_method_class(name)
+            base_arch = not cls.uses_adapters  # only requires_grad changes: the deployed graph is the base model
+            measure = not (reuse_base and base_arch)
+            latency = LatencyConfig(enabled=measure, batch_sizes=batch_sizes, seq_len=seq_len,
+                                    max_seconds=float(cfg["latency_max_seconds"]), base_model=True)
+            params = {**self.base_params, **cfg.get("method_params", {}).get(name, {})}
+            log(f"methods: {name} ({steps} steps{', latency' if measure else ''}, load {load_avg()})")
+            run = run_trainer(self.task, name, params, steps, self.seed, self.device, latency=latency)
+            res = run.result
+            row: dict[str, Any] = {"status": res.status, "error": res.error, "steps": res.steps,
+                                   "params": params, "median_step_ms": run.median_ms,
+                                   "steady_mean_step_ms": run.steady_mean_ms, "step_ms": run.step_ms,
+                                   "trainable_params": res.trainable_params, "head_params": res.head_params,
+                                   "total_params": res.total_params, "mergeable": res.mergeable,
+                                   "merge_max_abs_diff": res.merge_max_abs_diff,
+                                   "merge_error": res.extra.get("merge_error"),
+                                   "latency_measured": measure, "call_seconds": run.call_seconds,
+                                   "extra": {k: v for k, v in res.extra.items() if k != "merge_error"}}
+            for stat in res.latency:
+                row[f"latency_b{stat.batch_size}{'_merged' if stat.merged else ''}_ms"] = stat.p50_ms
+            for stat in res.base_latency:
+                base_latency.setdefault(stat.batch_size, stat.p50_ms)
+            rows_out[name] = row
+            if res.status != "complete":
+                log(f"methods: {name} {res.status}: {(res.error or '').splitlines()[0] if res.error else ''}")
+        missing = [b for b in batch_sizes if b not in base_latency]
+        if missing:  # every measured method failed or none was measured: time the base model here
+            model = load_model(self.model_path, self.task.task_type, self.task.num_labels)
+            for b in missing:
+                base_latency[b] = measure_latency(model, batch_size=b, seq_len=seq_len,
+                                                  vocab_size=model.config.vocab_size, device=self.device,
+                                                  max_seconds=float(cfg["latency_max_seconds"])).p50_ms
+        for row in rows_out.values():
+            if not row["latency_measured"]:
+                for b in batch_sizes:
+                    row[f"latency_b{b}_ms"] = base_latency.get(b)
+                row["latency_source"] = "base model (same graph; not re-measured in this mode)"
+        self.out["methods"] = {"steps": steps, "batch_size": self.batch_size, "latency_seq_len": seq_len,
+                               "base_latency_ms": base_latency, "rows": rows_out}
+        headers = ["method", "train step ms", *[f"latency b{b} ms" for b in batch_sizes],
+                   *[f"merged b{b}" for b in batch_sizes], "trainable params", "% of total"]
+        rows = []
+        for name in sorted(rows_out):
+            r = rows_out[name]
+            star = "" if r["latency_measured"] else "*"
+            trainable = None if r["trainable_params"] is None else r["trainable_params"] + (r["head_params"] or 0)
+            share = 100 * trainable / r["total_params"] if trainable is not None and r["total_params"] else None
+            merged = []
+            for b in batch_sizes:
+                value = r.get(f"latency_b{b}_merged_ms")
+                if value is not None:
+                    merged.append(fmt(value, ".1f"))
+                elif not mergeable_by_design(name):
+                    merged.append("n/a")
+                elif r["merge_error"] or r["mergeable"] is False:
+                    merged.append("not exact")  # merge failed, or outputs changed by >= 1e-4
+                else:
+                    merged.append("-")
+            label = name if r["status"] == "complete" else f"{name} [{r['status']}]"
+            rows.append([label, fmt(r["median_step_ms"], ".0f"),
+                         *[fmt(r.get(f"latency_b{b}_ms"), ".1f") + star for b in batch_sizes], *merged,
+                         f"{trainable:,}" if trainable is not None else "-", fmt(share, ".2f")])
+        rows.append(["(base model)", "", *[fmt(base_latency.get(b), ".1f") for b in batch_sizes],
+                     *["" for _ in batch_sizes], "", ""])
+        note = ("\n* latency of the base model: these methods only change which weights train, so the "
+                "deployed graph is the base model's (not re-measured in --quick)") if reuse_base else ""
+        self.tables.append(
+            f"(d) Per method: median training step (batch {self.batch_size}, the task's lengths, steps 2..{steps}) "
+            f"and inference latency p50 (seq len {seq_len}); trainable params include the task head\n"
+            + table(headers, rows) + note)
+
+
+def mergeable_by_design(name: str) -> bool:
+    """The method implements a merge (adapter methods declare a ``not_mergeable_reason`` otherwise)."""
+    from recommender.methods.base import get_method_class
+
+    cls = get_method_class(name)
+    return cls().merge_supported and getattr(cls, "not_mergeable_reason", None) is None
+
+
+# -- main ------------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    params = build_params(args)
+    import torch
+
+    if params.get("threads"):
+        torch.set_num_threads(int(params["threads"]))
+    from recommender.models import model_display_name
+    from recommender.training.environment import describe_environment
+
+    started = time.perf_counter()
+    load_start = load_avg()
+    bench = Bench(params)
+    log(f"task {params['task']}: {len(bench.features)} train examples, {bench.steps_per_epoch} steps/epoch, "
+        f"torch threads {torch.get_num_threads()}, load {load_start}")
+    sections = params["sections"]
+    timings: dict[str, float] = {}
+    cpu_times: dict[str, float] = {}
+    if "throughput" in sections:
+        t0, c0 = time.perf_counter(), cpu_seconds()
+        bench.measure_matmul()
+        bench.throughput()
+        bench.measure_matmul()
+        timings["throughput"] = time.perf_counter() - t0
+        cpu_times["throughput"] = cpu_seconds() - c0
+    if "padding" in sections:
+        t0, c0 = time.perf_counter(), cpu_seconds()
+        bench.padding()
+        timings["padding"] = time.perf_counter() - t0
+        cpu_times["padding"] = cpu_seconds() - c0
+    if "flops" in sections:
+        t0, c0 = time.perf_counter(), cpu_seconds()
+        if not bench.matmul:
+            bench.measure_matmul()
+        bench.flops()
+        timings["flops"] = time.perf_counter() - t0
+        cpu_times["flops"] = cpu_seconds() - c0
+    if "methods" in sections:
+        t0, c0 = time.perf_counter(), cpu_seconds()
+        bench.methods()
+        timings["methods"] = time.perf_counter() - t0
+        cpu_times["methods"] = cpu_seconds() - c0
+    total = time.perf_counter() - started
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    env = describe_environment(bench.device).to_dict()
+    header = (f"benchmarks/trainer.py{' --quick' if params['quick'] else ''}: task {params['task']} "
+              f"({len(bench.features)} train), model {model_display_name(bench.model_path)}, {env['cpu']}, "
+              f"{env['threads']} torch threads, load avg {load_start} -> {load_avg()}")
+    print(header)
+    for text in bench.tables:
+        print()
+        print(text)
+    print(f"\ntotal {total:.0f}s wall (" + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items())
+          + f"); process CPU {usage.ru_utime + usage.ru_stime:.0f}s ("
+          + ", ".join(f"{k} {v:.0f}s" for k, v in cpu_times.items()) + ")")
+    record = {"benchmark": "trainer", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "params": params,
+              "model": str(bench.model_path), "environment": env,
+              "load_average": {"start": load_start, "end": load_avg()}, "seconds": total,
+              "section_seconds": timings, "section_cpu_seconds": cpu_times,
+              "process_cpu_seconds": usage.ru_utime + usage.ru_stime,
+              "results": bench.out}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Shared fixtures: small task files written to a temporary folder, and the bundled tokenizer."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+class TaskFiles:
+    """Writes hand-made task files under one temporary folder and returns their paths."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def text(self, name: str, content: str) -> Path:
+        path = self.root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content, encoding="utf-8")
+        return path
+
+    def raw(self, name: str, content: bytes) -> Path:
+        path = self.root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+        return path
+
+    def delimited(self, name: str, header: Sequence[str], rows: Sequence[Sequence[Any]],
+                  delimiter: str = ",") -> Path:
+        path = self.root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", encoding="utf-8", newline="") as fh:
+            writer = csv.writer(fh, delimiter=delimiter, lineterminator="\n")
+            writer.writerow(header)
+            writer.writerows(rows)
+        return path
+
+    def jsonl(self, name: str, rows: Sequence[dict[str, Any]]) -> Path:
+        return self.text(name, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+    def json(self, name: str, data: Any) -> Path:
+        return self.text(name, json.dumps(data, ensure_ascii=False))
+
+
+@pytest.fixture
+def tmp_task_files(tmp_path: Path) -> TaskFiles:
+    return TaskFiles(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def bundled_tokenizer() -> Any:
+    """The full transformers tokenizer of the bundled model: the reference for token counts."""
+    from transformers import AutoTokenizer
+
+    from recommender.models import bundled_model_path
+
+    return AutoTokenizer.from_pretrained(str(bundled_model_path()), local_files_only=True)
+

@@ -1,0 +1,113 @@
+"""The budgeted trainer on the real bundled model: budgets, early stopping, failures, metrics."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from recommender.errors import ModelNotFoundError
+from recommender.types import Budget
+
+
+@pytest.fixture(scope="module")
+def sst2_small():
+    from recommender.tasks import load_task
+
+    return load_task("glue_sst2").subsample(400, 64, seed=0)
+
+
+def test_time_budget_is_respected_within_one_evaluation(sst2_small):
+    from recommender.training import LatencyConfig, train
+
+    budget = 20.0
+    start = time.perf_counter()
+    result = train(sst2_small, "full_ft", budget=Budget(max_seconds=budget, max_epochs=50, patience=None),
+                   latency=LatencyConfig(batch_sizes=(1, 8), max_seconds=0.5))
+    wall = time.perf_counter() - start
+    one_eval = max(result.eval_seconds / max(1, len(result.curve)), 1.0)
+    assert result.status == "budget_exhausted"
+    assert result.stop_reason == "time_budget"
+    assert result.best_metric is not None  # cut by the budget, still a complete result
+    assert result.latency, "latency is measured even when the budget ran out"
+    assert wall <= budget + one_eval + 3.0, (wall, one_eval)  # +3 s: loading the task model
+
+
+def test_early_stopping_stops_when_the_metric_stalls(sst2_small):
+    from recommender.training import LatencyConfig, train
+
+    # a learning rate of ~0 cannot improve the dev metric after the first evaluation
+    result = train(sst2_small, "head_only", params={"learning_rate": 1e-12},
+                   budget=Budget(max_epochs=20, patience=2, eval_every_steps=3),
+                   latency=LatencyConfig(enabled=False))
+    assert result.stop_reason == "early_stopping"
+    assert result.status == "complete"
+    assert len(result.curve) == 3  # the best, then two without improvement
+
+
+def test_target_score_stops_training(sst2_small):
+    from recommender.training import LatencyConfig, train
+
+    result = train(sst2_small, "head_only", budget=Budget(max_epochs=20, target_score=0.0, eval_every_steps=2),
+                   latency=LatencyConfig(enabled=False))
+    assert result.stop_reason == "target_reached" and len(result.curve) == 1
+
+
+def test_tiny_budget_returns_budget_exhausted_not_a_crash(sst2_small):
+    from recommender.training import LatencyConfig, train
+
+    result = train(sst2_small, "full_ft", budget=Budget(max_seconds=0.5), latency=LatencyConfig())
+    assert result.status == "budget_exhausted"
+    assert result.steps >= 1 and result.trainable_params == 22_713_216
+
+
+def test_non_finite_loss_is_recorded_as_failed():
+    from recommender.tasks import task_from_rows
+    from recommender.training import LatencyConfig, train
+
+    rows = [{"text": f"sentence number {i}", "label": 1e30 * (i + 1)} for i in range(40)]
+    task = task_from_rows(rows, rows[:8], name="huge_regression", task_type="regression")
+    result = train(task, "head_only", budget=Budget(max_steps=3), latency=LatencyConfig(enabled=False))
+    assert result.status == "failed"
+    assert "loss became" in result.error
+
+
+def test_prune_callback_stops_the_run_as_pruned(sst2_small):
+    from recommender.training import LatencyConfig, train
+
+    seen = []
+    result = train(sst2_small, "head_only", budget=Budget(max_epochs=5, eval_every_steps=2),
+                   latency=LatencyConfig(enabled=False), on_evaluate=lambda p: seen.append(p) or len(seen) >= 2)
+    assert result.status == "pruned" and len(result.curve) == 2
+
+
+def test_convergence_measures_are_consistent(sst2_small):
+    from recommender.training import LatencyConfig, train
+
+    result = train(sst2_small, "lora", budget=Budget(max_epochs=1, evals_per_epoch=4),
+                   latency=LatencyConfig(enabled=False))
+    best = max(result.curve, key=lambda p: p.metric)
+    assert result.time_to_best_s == best.train_seconds
+    assert result.time_to_within_1pct_s <= result.time_to_best_s
+    assert result.tokens_to_best == best.tokens and result.flops_to_best > 0
+    assert result.samples_per_second > 0 and result.peak_memory_mb > 100
+    assert result.environment.packages["adapters"] == "1.3.0"
+
+
+def test_seeded_runs_are_deterministic_on_cpu(sst2_small):
+    from recommender.training import LatencyConfig, train
+
+    runs = [train(sst2_small.subsample(64, 32), "lora", budget=Budget(max_steps=6, eval_every_steps=3), seed=3,
+                  device="cpu", latency=LatencyConfig(enabled=False)) for _ in range(2)]
+    assert [p.metric for p in runs[0].curve] == [p.metric for p in runs[1].curve]
+    assert [p.train_loss for p in runs[0].curve] == pytest.approx([p.train_loss for p in runs[1].curve], rel=1e-6)
+
+
+def test_model_errors_are_clear(sst2_small, tmp_path):
+    from recommender.training import train
+
+    with pytest.raises(ModelNotFoundError, match="offline"):
+        train(sst2_small, "lora", model="bert-base-uncased")
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(ModelNotFoundError, match="config.json"):
+        train(sst2_small, "lora", model=tmp_path)
