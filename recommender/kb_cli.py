@@ -20,7 +20,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     methods = tuple(resolve_methods(args.methods)) if args.methods != "all" else None
     config = SweepConfig(tasks=tasks, sizes=tuple(args.sizes), methods=methods, n_sampled=args.n_sampled,
                          max_dev=args.max_dev, trial_time_budget=args.trial_time_budget,
-                         max_epochs=args.max_epochs, seed=args.seed, model=args.model, device=args.device)
+                         max_epochs=args.max_epochs, patience=args.patience, seed=args.seed, model=args.model,
+                         device=args.device)
     print(f"sweep: {len(plan(config))} planned runs ({len(tasks)} tasks, sizes {list(config.sizes)}); "
           "finished runs are skipped", file=sys.stderr, flush=True)
 
@@ -29,7 +30,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"[{index}/{total}] {label}: {result.status} {result.metric_name}={metric} "
               f"({result.wall_seconds:.0f}s)", flush=True)
 
-    done = run_sweep(config, args.storage, on_run=on_run)
+    from recommender.knowledge_base import default_path
+
+    done = run_sweep(config, args.storage, on_run=on_run, skip_known_in=None if args.rerun_known else default_path())
     print(f"sweep: {done} new runs", file=sys.stderr)
     return 0
 
@@ -53,11 +56,14 @@ def register(sub: Any) -> None:
     p.add_argument("--n-sampled", type=int, default=0, help="sampled configurations per method, besides defaults")
     p.add_argument("--max-dev", type=int, default=300)
     p.add_argument("--trial-time-budget", type=parse_duration, default=120.0)
-    p.add_argument("--max-epochs", type=float, default=3.0)
+    p.add_argument("--max-epochs", type=float, default=4.0)
+    p.add_argument("--patience", type=int, default=4, help="evaluations without improvement before stopping")
     p.add_argument("--storage", help="Optuna storage URL (default: SQLite in the user folder)")
     p.add_argument("--model")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rerun-known", action="store_true",
+                   help="also run configurations already in the shipped knowledge base")
     p.set_defaults(func=cmd_sweep)
 
     kb = sub.add_parser("kb", help="knowledge base commands")

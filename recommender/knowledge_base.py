@@ -33,10 +33,11 @@ class KnowledgeBaseRow:
     size: int
     metafeatures: MetaFeatures
     result: RunResult
+    config_key: str | None = None  # sweep runs: "<method>#<configuration index>"
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema_version": KB_SCHEMA_VERSION, "run_id": self.run_id, "study": self.study,
-                "kind": self.kind, "task": self.task, "size": self.size,
+                "kind": self.kind, "task": self.task, "size": self.size, "config_key": self.config_key,
                 "metafeatures": self.metafeatures.to_dict(), "result": self.result.to_dict()}
 
 
@@ -57,7 +58,8 @@ def rows_from_storage(storage: str | None = None) -> list[KnowledgeBaseRow]:
         rows.append(KnowledgeBaseRow(
             run_id=f"{run.study}#{run.trial_number}", study=run.study, kind=info.get("kind", "search"),
             task=task, size=int(info["metafeatures"]["n_train"]),
-            metafeatures=MetaFeatures.from_dict(info["metafeatures"]), result=run.result))
+            metafeatures=MetaFeatures.from_dict(info["metafeatures"]), result=run.result,
+            config_key=run.config_key))
     return rows
 
 
@@ -110,7 +112,7 @@ def load_knowledge_base(path: Path | None = None) -> list[KnowledgeBaseRow]:
                 rows.append(KnowledgeBaseRow(
                     run_id=data["run_id"], study=data["study"], kind=data["kind"], task=data["task"],
                     size=int(data["size"]), metafeatures=MetaFeatures.from_dict(data["metafeatures"]),
-                    result=RunResult.from_dict(data["result"])))
+                    result=RunResult.from_dict(data["result"]), config_key=data.get("config_key")))
             except (KeyError, TypeError, ValueError) as exc:
                 raise DataError(f"{path}: line {number} is not a valid run record ({exc})") from None
     if not rows:

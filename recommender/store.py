@@ -99,6 +99,7 @@ class StoredRun:
     state: str
     result: RunResult
     study_info: dict[str, Any]
+    config_key: str | None = None
 
 
 def iter_runs(storage: str | optuna.storages.BaseStorage | None = None,
@@ -118,4 +119,5 @@ def iter_runs(storage: str | optuna.storages.BaseStorage | None = None,
         for trial in study.get_trials(deepcopy=False):
             result = trial_result(trial)
             if result is not None:
-                yield StoredRun(summary.study_name, trial.number, trial.state.name, result, info)
+                yield StoredRun(summary.study_name, trial.number, trial.state.name, result, info,
+                                trial.user_attrs.get("config_key"))

@@ -25,8 +25,8 @@ class SweepConfig:
     n_sampled: int = 0
     max_dev: int = 300
     trial_time_budget: float = 120.0
-    max_epochs: float = 3.0
-    patience: int = 3
+    max_epochs: float = 4.0
+    patience: int = 4
     evals_per_epoch: float = 2.0
     seed: int = 0
     model: str | None = None
@@ -53,9 +53,19 @@ def plan(config: SweepConfig) -> list[tuple[int, str, str, int]]:
     return order
 
 
+def _already_in_knowledge_base(path: Any) -> set[tuple[str, str]]:
+    from recommender.knowledge_base import load_knowledge_base
+
+    if path is None or not path.exists():
+        return set()
+    return {(row.study, row.config_key) for row in load_knowledge_base(path) if row.config_key}
+
+
 def run_sweep(config: SweepConfig, storage: str | None = None,
-              on_run: Callable[[int, int, str, RunResult | None], None] | None = None) -> int:
-    """Run every planned (size, task, method, config) not yet in ``storage``; returns runs done."""
+              on_run: Callable[[int, int, str, RunResult | None], None] | None = None,
+              skip_known_in: Any = None) -> int:
+    """Run every planned (size, task, method, config) not yet in ``storage`` (nor in the
+    knowledge base file ``skip_known_in``, so a sweep resumes from what was shipped)."""
     import optuna
 
     from recommender.metafeatures import compute_metafeatures
@@ -67,6 +77,7 @@ def run_sweep(config: SweepConfig, storage: str | None = None,
     store = open_storage(storage, heartbeat=False)
     all_methods = method_names()
     todo = plan(config)
+    known = _already_in_knowledge_base(skip_known_in)
     done_runs = 0
     studies: dict[str, tuple[optuna.Study, set[str]]] = {}
     tasks: dict[tuple[str, int], Any] = {}
@@ -80,7 +91,7 @@ def run_sweep(config: SweepConfig, storage: str | None = None,
             studies[name] = (study, done)
         study, done = studies[name]
         key = f"{method}#{k}"
-        if key in done:
+        if key in done or (name, key) in known:
             continue
         if (task_name, size) not in tasks:
             full = load_task(task_name)

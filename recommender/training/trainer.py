@@ -114,6 +114,8 @@ class _State:
     last_eval_step: int = -1
     last_eval_duration: float | None = None
     losses: list[float] = field(default_factory=list)
+    first_step_seconds: float = 0.0
+    first_step_tokens: int = 0
 
 
 def train(
@@ -128,8 +130,13 @@ def train(
     latency: LatencyConfig | None = None,
     on_evaluate: EvalCallback | None = None,
     on_step: StepCallback | None = None,
+    save_dir: Path | None = None,
 ) -> RunResult:
     """Train ``method`` on ``task`` within ``budget`` and measure it.
+
+    With ``save_dir``, the trained artifact is written to ``save_dir/artifact`` (the adapter and
+    head, or the whole model) with the tokenizer, and -- only where merging was verified exact --
+    a plain Hugging Face model with the method folded in to ``save_dir/merged``.
 
     ``params`` mixes training hyperparameters (:class:`TrainingConfig`) and the method's own
     (e.g. ``{"learning_rate": 1e-3, "r": 16}``). ``on_evaluate`` sees every dev evaluation and
@@ -151,6 +158,7 @@ def train(
     latency = latency or LatencyConfig()
     device = resolve_device(device)
     run = _Run(task, method_obj, config, budget, model_path, device, seed, latency, on_evaluate, on_step)
+    run.save_dir = Path(save_dir) if save_dir is not None else None
     return run.execute()
 
 
@@ -163,6 +171,7 @@ class _Run:
         self.on_evaluate, self.on_step = on_evaluate, on_step
         self.lr = config.learning_rate or method.default_learning_rate
         self.state = _State()
+        self.save_dir: Path | None = None
         self.start = 0.0
         self.result_extra: dict[str, Any] = {}
 
@@ -247,33 +256,35 @@ class _Run:
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
 
-    def _reserve(self) -> float:
-        """Seconds kept back for the final evaluation and the latency measurements."""
-        if self.state.last_eval_duration is not None:
-            eval_cost = self.state.last_eval_duration
-        else:
-            tps = self.state.tokens / self.state.train_seconds if self.state.train_seconds > 0 else None
-            dev_tokens = sum(s.dev.n_tokens for s in self.streams)
-            eval_cost = dev_tokens / (3 * tps) if tps else 0.0
-        return eval_cost + self._latency_reserve()
+    def _forward_tokens_per_second(self) -> float | None:
+        """Inference throughput: measured by the last evaluation, else estimated from training
+        steps after the first (a forward pass costs about a third of a training step)."""
+        st = self.state
+        if st.last_eval_duration:
+            return sum(s.dev.n_tokens for s in self.streams) / st.last_eval_duration
+        if st.step >= 2 and st.train_seconds > st.first_step_seconds:
+            return 3 * (st.tokens - st.first_step_tokens) / (st.train_seconds - st.first_step_seconds)
+        return None
 
-    def _latency_reserve(self) -> float:
-        """Expected seconds of the latency measurements, from the training throughput
-        (a forward pass costs about a third of a training step per token)."""
+    def _reserve(self) -> float:
+        """Seconds kept back for the final evaluation and the latency measurements, capped at a
+        third of the budget so a slow start cannot end training early."""
+        tps = self._forward_tokens_per_second()
+        if tps is None or self.budget.max_seconds is None:
+            return 0.0
+        eval_cost = self.state.last_eval_duration or sum(s.dev.n_tokens for s in self.streams) / tps
+        return min(eval_cost + self._latency_reserve(tps), self.budget.max_seconds / 3)
+
+    def _latency_reserve(self, tps: float) -> float:
         if not self.latency.enabled:
             return 0.0
-        st = self.state
-        tps = st.tokens / st.train_seconds if st.train_seconds > 0 else None
         seq_len = self.latency.seq_len or min(self.config.max_seq_length, token_length_p95(self.streams[0].dev))
         passes = 2 + 3  # warm-up + minimum repeats
         models = 2 if self.method.merge_supported else 1
         if self.latency.base_model:
             models += 1
-        total = 0.0
-        for b in self.latency.batch_sizes:
-            forward = (b * seq_len) / (3 * tps) if tps else 0.05
-            total += models * min(passes * forward, self.latency.max_seconds + 2 * forward)
-        return total
+        return sum(models * min(passes * b * seq_len / tps, self.latency.max_seconds + 2 * b * seq_len / tps)
+                   for b in self.latency.batch_sizes)
 
     def _time_left(self) -> float:
         if self.budget.max_seconds is None:
@@ -350,6 +361,8 @@ class _Run:
                 st.examples += len(indices)
                 st.tokens += sum(stream.train.lengths[i] for i in indices)
                 st.losses.append(float(loss.detach()))
+                if st.step == 1:
+                    st.first_step_seconds, st.first_step_tokens = st.train_seconds, st.tokens
                 if self.on_step is not None:
                     self.on_step(st.step, total_steps)
                 if st.step % eval_every == 0:
@@ -436,8 +449,14 @@ class _Run:
         self.model.eval()
         out: dict[str, Any] = count_parameters(self.model)
         with tempfile.TemporaryDirectory() as tmp:
-            self.method.save(self.model, Path(tmp))
-            out["artifact_bytes"] = sum(f.stat().st_size for f in Path(tmp).rglob("*") if f.is_file())
+            target = self.save_dir / "artifact" if self.save_dir is not None else Path(tmp)
+            target.mkdir(parents=True, exist_ok=True)
+            self.method.save(self.model, target)
+            out["artifact_bytes"] = sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
+            if self.save_dir is not None:
+                self.tokenizer.save_pretrained(target)
+        if self.save_dir is not None and not self.latency.enabled and self.method.merge_supported:
+            self._merge_checked(out)
         if self.latency.enabled:  # bounded by the deadline: at least one timed pass each
             out.update(self._measure_latency())
         return out
@@ -452,25 +471,56 @@ class _Run:
                       max_seconds=self.latency.max_seconds, deadline=deadline)
         stats = [measure_latency(self.model, batch_size=b, **kwargs) for b in self.latency.batch_sizes]
         out: dict[str, Any] = {"latency": stats, "mergeable": False}
-        if self.method.merge_supported:
-            probe = synthetic_batch(4, seq_len, vocab, self.device, seed=1)
-            with torch.inference_mode():
-                before = self._logits(probe)
-            try:
-                self.method.merge(self.model)
-            except (NotMergeableError, ValueError) as exc:
-                out["merge_error"] = str(exc)
-            else:
-                with torch.inference_mode():
-                    diff = float((self._logits(probe) - before).abs().max())
-                out["merge_max_abs_diff"] = diff
-                out["mergeable"] = diff < MERGE_TOLERANCE
-                if out["mergeable"]:
-                    stats += [measure_latency(self.model, batch_size=b, merged=True, **kwargs)
-                              for b in self.latency.batch_sizes]
+        if self.method.merge_supported and self._merge_checked(out):
+            stats += [measure_latency(self.model, batch_size=b, merged=True, **kwargs)
+                      for b in self.latency.batch_sizes]
         if self.latency.base_model:
             out["base_latency"] = [self._base_latency(b, seq_len) for b in self.latency.batch_sizes]
         return out
+
+    def _merge_checked(self, out: dict[str, Any]) -> bool:
+        """Merge, and call it merged only if outputs stay equal (max |d logit| < 1e-4)."""
+        import torch
+
+        seq_len = min(self.config.max_seq_length, token_length_p95(self.streams[0].dev))
+        probe = synthetic_batch(4, seq_len, self.model.config.vocab_size, self.device, seed=1)
+        with torch.inference_mode():
+            before = self._logits(probe)
+        try:
+            self.method.merge(self.model)
+        except (NotMergeableError, ValueError) as exc:
+            out["merge_error"] = str(exc)
+            return False
+        with torch.inference_mode():
+            diff = float((self._logits(probe) - before).abs().max())
+        out["merge_max_abs_diff"] = diff
+        out["mergeable"] = diff < MERGE_TOLERANCE
+        if out["mergeable"] and self.save_dir is not None:
+            self._save_plain_merged(self.save_dir / "merged", probe, before)
+        return bool(out["mergeable"])
+
+    def _save_plain_merged(self, path: Path, probe: dict[str, Any], expected: Any) -> None:
+        """Copy the merged weights into a plain transformers model (no adapters code needed to
+        load it) and check it still gives the same outputs before saving."""
+        import torch
+
+        plain = load_model(self.model_path, self.task.task_type, self.task.num_labels).to(self.device)
+        merged_state = self.model.state_dict()
+        plain_state = plain.state_dict()
+        missing = [k for k in plain_state if k not in merged_state]
+        if missing:
+            raise RuntimeError(f"merged model lacks weights {missing[:3]}")
+        plain.load_state_dict({k: merged_state[k] for k in plain_state})
+        plain.eval()
+        with torch.inference_mode():
+            outputs = plain(**probe)
+        got = outputs["logits" if "logits" in outputs else "start_logits"].float()
+        diff = float((got - expected).abs().max())
+        if diff >= MERGE_TOLERANCE:
+            raise RuntimeError(f"plain merged model drifts by {diff:.2e}; not saved")
+        plain.config.id2label = getattr(self.model.config, "id2label", plain.config.id2label)
+        plain.save_pretrained(path)
+        self.tokenizer.save_pretrained(path)
 
     def _logits(self, batch: dict[str, Any]) -> Any:
         outputs = self.model(**batch)
