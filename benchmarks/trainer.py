@@ -3,35 +3,38 @@
 
 One run measures, on one short-text bundled task (``glue_sst2`` by default)::
 
-  throughput  (a) our trainer's training samples/s vs a bare PyTorch loop over the *same* batches
-              (same model, full_ft, batch size, dynamic padding and length grouping). The bare
-              loop is: forward, cross-entropy, backward, clip_grad_norm_, AdamW step, zero_grad,
-              over batches collated *before* its clock starts (the trainer collates inside its
-              clock, so the comparison is strict). Runs alternate bare/trainer in ABBA order after
-              an untimed warm-up, and each side's best repeat is compared (other processes only
-              ever slow a run down). Also: wall-clock samples/s including setup.
-  padding     (b) epoch time with dynamic padding + length grouping vs fixed padding to 128.
-              Each variant trains a fixed number of steps; the epoch time is *extrapolated* as
-              (mean step time over steps 2..n) x (steps per epoch). The grouped-dynamic number
-              comes from the throughput runs (a). Exact padding efficiency of a whole epoch is
-              computed from the batch plan (no timing).
+  throughput  (a) our trainer's training samples/s (``result.samples_per_second``: training-step
+              time only) vs a bare PyTorch loop over the *same* batches (same model, full_ft,
+              batch size, dynamic padding and length grouping). The bare loop is: forward,
+              cross-entropy, backward, clip_grad_norm_, AdamW step, zero_grad, over batches
+              collated before its clock starts (the trainer collates inside its clock: a strict
+              comparison). The two are interleaved step by step -- bare step k runs in the
+              trainer's ``on_step`` callback, off the trainer's clock -- so both see the same
+              machine load. Also: the trainer's wall-clock samples/s including setup.
+  padding     (b) epoch time with dynamic padding + length grouping vs fixed padding to 128
+              (``dynamic_padding`` / ``group_by_length`` = False). Each variant trains a fixed
+              number of steps and the epoch time is EXTRAPOLATED: mean step time (steps 2..n) x
+              steps per epoch, corrected for the measured batches' length (ms = a + b x padded
+              tokens, fitted on the grouped runs' steps). Grouped runs bracket the others (ABA),
+              and each ratio uses the mean of its two brackets, so a slow load drift cancels.
   flops       (c) useful FLOP/s of full fine-tuning: ``result.train_flops / result.train_seconds``.
               The trainer counts only real (non-padding) tokens and (4 N + 2 N_trainable) FLOPs
               per token, N = non-embedding parameters (forward 2N, activation gradients 2N,
-              weight gradients 2 per trainable weight). Compared with an fp32 torch matmul
-              (n x n @ n x n, repeated for ~1 s) measured just before and after (a); the larger
-              reading is the peak. A "6N" figure (no weight-gradient FLOPs for the embedding
-              tables, whose gradient is a row scatter, not a matmul) is reported beside it.
+              weight gradients 2 per trainable weight; attention score FLOPs not counted). The
+              reference is an fp32 torch matmul (n x n @ n x n) interleaved between the same
+              run's steps (off its clock). A "6N" figure -- no weight-gradient FLOPs for the
+              embedding tables, whose gradient is a row scatter, not a matmul -- is shown beside it.
   methods     (d) per registered method: median training step time (batch 16, the task's own
-              length distribution, steps 2..n of a short run, the same batches for every
-              single-task method) and inference latency p50 at batch 1 and 32, seq len 128,
-              from ``RunResult.latency`` (merged rows where the trainer verified the merge).
+              length distribution, steps 2..n; every single-task method sees the same batches)
+              and inference latency p50 at batch 1 and 32, seq len 128, from
+              ``RunResult.latency`` (merged rows where the trainer verified the merge). A matmul
+              speed probe before each method shows when other processes slowed the machine.
 
 Ratios are only meaningful within one run: the machine may be shared. Prints tables and writes
-``benchmarks/results/trainer.json``.
+``benchmarks/results/trainer.json``. Parameters: ``benchmarks/params/trainer.json``.
 
-    python benchmarks/trainer.py                       # default run (< ~15 min on 2 CPU cores)
-    python benchmarks/trainer.py --quick               # few steps (< ~4 min on an idle 2-core CPU)
+    python benchmarks/trainer.py                       # default run (< ~15 min on 2 idle CPU cores)
+    python benchmarks/trainer.py --quick               # few steps (< ~4 min on 2 idle CPU cores)
     python benchmarks/trainer.py --task glue_sst2 --n-train 512 --quick
     python benchmarks/trainer.py --only throughput,flops --set throughput.steps=100
 """
@@ -195,10 +198,11 @@ def matmul_gflops(n: int, seconds: float) -> float:
 @dataclass
 class TrainerRun:
     result: Any
-    call_seconds: float  # the whole train() call (includes the final evaluation and artifact save)
+    call_seconds: float  # the whole train() call (final evaluation and artifact save too), minus callbacks
     own_seconds_to_last_step: float  # call start -> last step done, minus time spent in our callback
     step_ms: list[float] = field(default_factory=list)  # steps 2..n (step 1 has no previous mark)
     load: float | None = None
+    callback_seconds: float = 0.0  # time spent in ``between_steps`` (not the trainer's)
 
     @property
     def steady_mean_ms(self) -> float | None:
@@ -235,7 +239,8 @@ def run_trainer(task: Any, method: str, params: dict[str, Any], steps: int, seed
     step_ms = [(enters[k] - exits[k - 1]) * 1000 for k in range(1, len(enters))]
     in_callback = sum(b - a for a, b in zip(enters[:-1], exits[:-1], strict=True))
     own = (enters[-1] - start - in_callback) if enters else end - start
-    return TrainerRun(result, end - start, own, step_ms, load)
+    callbacks = sum(b - a for a, b in zip(enters, exits, strict=True))
+    return TrainerRun(result, end - start - callbacks, own, step_ms, load, callbacks)
 
 
 def trainer_plan(features: Any, batch_size: int, group_by_length: bool, seed: int, steps: int) -> list[list[int]]:
@@ -430,7 +435,7 @@ class Bench:
             ["our trainer, wall incl. setup", fmt(rep["wall_samples_per_second_incl_setup"], ".2f"),
              fmt(rep["setup_seconds"] + rep["trainer_train_seconds"], ".2f"), f"setup {rep['setup_seconds']:.1f}s"],
             ["our trainer, whole train() call", fmt(rep["call_samples_per_second"], ".2f"),
-             fmt(rep["call_seconds"], ".2f"), "+ final eval, save (+ bare steps)"],
+             fmt(rep["call_seconds"], ".2f"), "+ final eval, artifact save"],
         ]
         per_rep = ", ".join(f"{r['ratio']:.3f}" for r in reps)
         self.tables.append(
@@ -507,7 +512,7 @@ class Bench:
             bracketed = [m / ((g_means[r] + g_means[r + 1]) / 2)
                          for r, m in enumerate(v["steady_mean_step_ms_per_run"])]
             v["step_ratio_vs_brackets"] = bracketed
-            v["x_slower_than_grouped"] = statistics.median(bracketed) * self.steps_per_epoch / self.steps_per_epoch
+            v["x_slower_than_grouped"] = statistics.median(bracketed)
             v["x_slower_length_adjusted"] = v["x_slower_than_grouped"] * v["length_adjustment"] / g["length_adjustment"]
         fixed = next((k for k, v in results.items()
                       if not {**self.base_params, **v["params"]}.get("dynamic_padding", True)), None)
@@ -541,45 +546,69 @@ class Bench:
 
     # (c) ------------------------------------------------------------------------------------------
     def flops(self) -> None:
+        """A full_ft run with fp32 matmul bursts interleaved between its steps (off its clock), so
+        the training FLOP/s and the matmul reference are measured under the same load."""
+        import torch
+
         from recommender.methods.base import count_parameters
         from recommender.models import load_model
 
-        if not self.throughput_runs:
-            raise SystemExit("the flops section reuses the throughput runs; run both")
-        best = max(self.throughput_runs, key=lambda r: r.result.samples_per_second)
-        res = best.result
+        cfg = self.p["flops"]
+        steps, per_step, n = int(cfg["steps"]), int(cfg["matmuls_per_step"]), int(self.p["matmul"]["n"])
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        for _ in range(2):
+            a @ b
+        bursts: list[float] = []
+
+        def burst(k: int) -> None:
+            t0 = time.perf_counter()
+            for _ in range(per_step):
+                a @ b
+            bursts.append(time.perf_counter() - t0)
+
+        log(f"flops: full_ft run, {steps} steps, {per_step} matmuls ({n}^3) after each (load {load_avg()})")
+        run = run_trainer(self.task, "full_ft", self.base_params, steps, self.seed, self.device,
+                          between_steps=burst)
+        res = run.result
+        if res.status != "complete":
+            raise RuntimeError(f"flops run failed: {res.error}")
+        matmul = 2 * n**3 * per_step * len(bursts) / sum(bursts)
         counts = count_parameters(load_model(self.model_path, self.task.task_type, self.task.num_labels))
         non_embedding = counts["total"] - counts["embedding"]
         per_token = res.train_flops / res.tokens_seen
         six_n = 6.0 * non_embedding
         useful = res.train_flops / res.train_seconds
         useful_6n = six_n * res.tokens_seen / res.train_seconds
-        peak = max(self.matmul) * 1e9
         target = self.p["targets"]["flops_vs_matmul"]
-        ratio = useful / peak
+        ratio = useful / matmul
+        standalone = max(self.matmul) * 1e9 if self.matmul else None
+        by_padding = {k: v["useful_flops_per_second"]
+                      for k, v in self.out.get("padding", {}).get("variants", {}).items()}
         self.out["flops"] = {
-            "trainer_flops_per_token": per_token, "six_n_flops_per_token": six_n,
+            "steps": steps, "trainer_flops_per_token": per_token, "six_n_flops_per_token": six_n,
             "non_embedding_params": non_embedding, "embedding_params": counts["embedding"],
-            "total_params": counts["total"], "real_tokens": res.tokens_seen, "train_seconds": res.train_seconds,
-            "useful_flops_per_second": useful, "useful_flops_per_second_6n": useful_6n,
-            "matmul_gflops_readings": self.matmul, "matmul_n": self.p["matmul"]["n"],
-            "peak_flops_per_second": peak, "ratio": ratio, "ratio_6n": useful_6n / peak,
+            "total_params": counts["total"], "real_tokens": res.tokens_seen,
+            "padded_tokens": padded_tokens(self.features, trainer_plan(
+                self.features, self.batch_size, True, self.seed, steps), None),
+            "train_seconds": res.train_seconds, "useful_flops_per_second": useful,
+            "useful_flops_per_second_6n": useful_6n, "matmul_n": n,
+            "matmul_flops_per_second_interleaved": matmul, "matmul_gflops_standalone_readings": self.matmul,
+            "ratio": ratio, "ratio_6n": useful_6n / matmul,
+            "ratio_vs_standalone_peak": useful / standalone if standalone else None,
             "target": target, "meets_target": ratio >= target,
-            "useful_flops_per_second_by_padding": {
-                k: v["useful_flops_per_second"] for k, v in self.out.get("padding", {}).get("variants", {}).items()},
+            "useful_flops_per_second_by_padding_run": by_padding,
         }
-        rows = [["trainer estimate (4N + 2N_trainable)", fmt(per_token / 1e6, ".1f"), fmt(useful / 1e9, ".1f"),
+        rows = [["trainer estimate (4N + 2N_trainable)", fmt(per_token / 1e6, ".1f"), fmt(useful / 1e9, ".2f"),
                  fmt(ratio, ".3f")],
-                ["6N (no embedding weight-grad FLOPs)", fmt(six_n / 1e6, ".1f"), fmt(useful_6n / 1e9, ".1f"),
-                 fmt(useful_6n / peak, ".3f")]]
-        for name, v in self.out["flops"]["useful_flops_per_second_by_padding"].items():
-            if name != "dynamic_grouped":
-                rows.append([f"  same estimate, {name} run", "", fmt(v / 1e9, ".1f"), fmt(v / peak, ".3f")])
-        readings = ", ".join(f"{x:.1f}" for x in self.matmul)
+                ["6N (no embedding weight-grad FLOPs)", fmt(six_n / 1e6, ".1f"), fmt(useful_6n / 1e9, ".2f"),
+                 fmt(useful_6n / matmul, ".3f")]]
+        for name, v in by_padding.items():
+            rows.append([f"trainer estimate, (b) {name} run", "", fmt(v / 1e9, ".2f"), "-"])
+        readings = ", ".join(f"{x:.1f}" for x in self.matmul) or "-"
         self.tables.append(
-            f"(c) Useful FLOP/s of full_ft training (real tokens only; {res.tokens_seen} tokens in "
-            f"{res.train_seconds:.2f}s) vs fp32 {self.p['matmul']['n']}^3 matmul peak {peak / 1e9:.1f} GFLOP/s "
-            f"(readings: {readings})\n"
+            f"(c) Useful FLOP/s of full_ft training, real tokens only ({res.tokens_seen} tokens, {steps} steps, "
+            f"{res.train_seconds:.2f}s) vs fp32 {n}^3 matmul interleaved with the same run: "
+            f"{matmul / 1e9:.1f} GFLOP/s (standalone readings: {readings})\n"
             + table(["FLOPs per token", "MFLOP/token", "useful GFLOP/s", "ratio to matmul"], rows)
             + f"\nratio (trainer estimate) = {ratio:.3f} (aim >= {target}: {'PASS' if ratio >= target else 'FAIL'})")
 
@@ -599,16 +628,16 @@ class Bench:
         steps = int(cfg["steps"])
         rows_out: dict[str, dict[str, Any]] = {}
         base_latency: dict[int, float] = {}
-        # adapter methods first, so the base-model latency (measured once, cached) is known early
-        order = sorted(names, key=lambda n: not get_method_class(n).uses_adapters)
-        for name in order:
+        for name in names:
             cls = get_method_class(name)
             base_arch = not cls.uses_adapters  # only requires_grad changes: the deployed graph is the base model
             measure = not (reuse_base and base_arch)
             latency = LatencyConfig(enabled=measure, batch_sizes=batch_sizes, seq_len=seq_len,
                                     max_seconds=float(cfg["latency_max_seconds"]), base_model=True)
             params = {**self.base_params, **cfg.get("method_params", {}).get(name, {})}
-            log(f"methods: {name} ({steps} steps{', latency' if measure else ''}, load {load_avg()})")
+            probe = matmul_gflops(512, 0.25)  # machine speed just before the run (drift indicator)
+            log(f"methods: {name} ({steps} steps{', latency' if measure else ''}, load {load_avg()}, "
+                f"probe {probe:.1f} GFLOP/s)")
             run = run_trainer(self.task, name, params, steps, self.seed, self.device, latency=latency)
             res = run.result
             row: dict[str, Any] = {"status": res.status, "error": res.error, "steps": res.steps,
@@ -619,6 +648,7 @@ class Bench:
                                    "merge_max_abs_diff": res.merge_max_abs_diff,
                                    "merge_error": res.extra.get("merge_error"),
                                    "latency_measured": measure, "call_seconds": run.call_seconds,
+                                   "probe_gflops": probe, "load": run.load,
                                    "extra": {k: v for k, v in res.extra.items() if k != "merge_error"}}
             for stat in res.latency:
                 row[f"latency_b{stat.batch_size}{'_merged' if stat.merged else ''}_ms"] = stat.p50_ms
@@ -642,7 +672,7 @@ class Bench:
         self.out["methods"] = {"steps": steps, "batch_size": self.batch_size, "latency_seq_len": seq_len,
                                "base_latency_ms": base_latency, "rows": rows_out}
         headers = ["method", "train step ms", *[f"latency b{b} ms" for b in batch_sizes],
-                   *[f"merged b{b}" for b in batch_sizes], "trainable params", "% of total"]
+                   *[f"merged b{b}" for b in batch_sizes], "trainable params", "% of total", "probe GFLOP/s"]
         rows = []
         for name in sorted(rows_out):
             r = rows_out[name]
@@ -663,10 +693,13 @@ class Bench:
             label = name if r["status"] == "complete" else f"{name} [{r['status']}]"
             rows.append([label, fmt(r["median_step_ms"], ".0f"),
                          *[fmt(r.get(f"latency_b{b}_ms"), ".1f") + star for b in batch_sizes], *merged,
-                         f"{trainable:,}" if trainable is not None else "-", fmt(share, ".2f")])
+                         f"{trainable:,}" if trainable is not None else "-", fmt(share, ".2f"),
+                         fmt(r["probe_gflops"], ".0f")])
         rows.append(["(base model)", "", *[fmt(base_latency.get(b), ".1f") for b in batch_sizes],
-                     *["" for _ in batch_sizes], "", ""])
-        note = ("\n* latency of the base model: these methods only change which weights train, so the "
+                     *["" for _ in batch_sizes], "", "", ""])
+        note = ("\nprobe: 512^3 matmul GFLOP/s just before the method's run; a low value means other "
+                "processes were slowing the machine")
+        note += ("\n* latency of the base model: these methods only change which weights train, so the "
                 "deployed graph is the base model's (not re-measured in --quick)") if reuse_base else ""
         self.tables.append(
             f"(d) Per method: median training step (batch {self.batch_size}, the task's lengths, steps 2..{steps}) "
@@ -701,30 +734,14 @@ def main(argv: list[str] | None = None) -> int:
     sections = params["sections"]
     timings: dict[str, float] = {}
     cpu_times: dict[str, float] = {}
-    if "throughput" in sections:
-        t0, c0 = time.perf_counter(), cpu_seconds()
-        bench.measure_matmul()
-        bench.throughput()
-        bench.measure_matmul()
-        timings["throughput"] = time.perf_counter() - t0
-        cpu_times["throughput"] = cpu_seconds() - c0
-    if "padding" in sections:
-        t0, c0 = time.perf_counter(), cpu_seconds()
-        bench.padding()
-        timings["padding"] = time.perf_counter() - t0
-        cpu_times["padding"] = cpu_seconds() - c0
-    if "flops" in sections:
-        t0, c0 = time.perf_counter(), cpu_seconds()
-        if not bench.matmul:
-            bench.measure_matmul()
-        bench.flops()
-        timings["flops"] = time.perf_counter() - t0
-        cpu_times["flops"] = cpu_seconds() - c0
-    if "methods" in sections:
-        t0, c0 = time.perf_counter(), cpu_seconds()
-        bench.methods()
-        timings["methods"] = time.perf_counter() - t0
-        cpu_times["methods"] = cpu_seconds() - c0
+    bench.measure_matmul()  # standalone readings, at the start and at the end, for reference
+    for name in SECTIONS:
+        if name in sections:
+            t0, c0 = time.perf_counter(), cpu_seconds()
+            getattr(bench, name)()
+            timings[name] = time.perf_counter() - t0
+            cpu_times[name] = cpu_seconds() - c0
+    bench.measure_matmul()
     total = time.perf_counter() - started
     usage = resource.getrusage(resource.RUSAGE_SELF)
     env = describe_environment(bench.device).to_dict()

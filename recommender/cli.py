@@ -268,7 +268,7 @@ def _load_extra_commands() -> None:
     import importlib
 
     for module in ("recommender.kb_cli", "recommender.search.cli", "recommender.export_cli",
-                   "recommender.metamodel.cli"):
+                   "recommender.metamodel.cli", "recommender.app_cli"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

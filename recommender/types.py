@@ -298,3 +298,72 @@ class RunResult(Record):
     def base_latency_ms(self, batch_size: int) -> float | None:
         rows = [x for x in self.base_latency if x.batch_size == batch_size]
         return rows[0].p50_ms if rows else None
+
+
+@dataclass
+class UserBudgets(Record):
+    """What a practitioner can afford; every budget is optional."""
+
+    time_budget_s: float | None = None
+    latency_budget_ms: float | None = None
+    latency_batch: int = 1
+    max_trainable_params: int | None = None
+    n_tasks: int = 1
+    storage_budget_mb: float | None = None
+    hardware: str = "auto"
+
+    def __post_init__(self) -> None:
+        for name in ("time_budget_s", "latency_budget_ms", "storage_budget_mb"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"UserBudgets.{name}={value}; expected a positive number or None")
+        if self.max_trainable_params is not None and self.max_trainable_params < 1:
+            raise ConfigError(f"UserBudgets.max_trainable_params={self.max_trainable_params}; expected >= 1")
+        if self.n_tasks < 1:
+            raise ConfigError(f"UserBudgets.n_tasks={self.n_tasks}; expected >= 1")
+        if self.latency_batch < 1:
+            raise ConfigError(f"UserBudgets.latency_batch={self.latency_batch}; expected >= 1")
+
+
+@dataclass
+class Candidate(Record):
+    """One recommended (method, hyperparameters) with predicted numbers and intervals."""
+
+    rank: int
+    method: str
+    params: dict[str, Any]
+    predicted_metric: float
+    metric_interval: list[float]
+    predicted_gap: float
+    predicted_time_s: float | None
+    time_interval: list[float] | None
+    predicted_latency_ms: float | None
+    latency_interval: list[float] | None
+    predicted_memory_mb: float | None
+    trainable_params: int | None
+    storage_mb: float
+    add_task_cost: str
+    p_meets: dict[str, float]
+    feasible: bool
+    why: str = ""
+
+
+@dataclass
+class Recommendation(Record):
+    """The ranked answer for a task under budgets, with the evidence behind it."""
+
+    _nested: ClassVar[dict[str, type]] = {"metafeatures": MetaFeatures, "budgets": UserBudgets}
+    _nested_lists: ClassVar[dict[str, type]] = {"candidates": Candidate}
+
+    task: str
+    metric_name: str
+    metafeatures: MetaFeatures
+    budgets: UserBudgets
+    candidates: list[Candidate]
+    feasible_found: bool
+    binding_budget: str | None = None
+    relax_advice: str | None = None
+    nearest_tasks: list[dict[str, Any]] = field(default_factory=list)
+    top_features: list[str] = field(default_factory=list)
+    hardware: dict[str, Any] = field(default_factory=dict)
+    n_runs: int = 0

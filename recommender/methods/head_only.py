@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from recommender.methods.base import TuningMethod, head_module_names, register_method
@@ -23,3 +24,12 @@ class HeadOnly(TuningMethod):
         for name in head_module_names(model):
             for p in getattr(model, name).parameters():
                 p.requires_grad = True
+
+    def save(self, model: PreTrainedModel, directory: Path) -> None:
+        """Only the head is new: ship it (and the config), not a copy of the encoder."""
+        from safetensors.torch import save_file
+
+        head = {f"{name}.{key}": value.detach().contiguous()
+                for name in head_module_names(model) for key, value in getattr(model, name).state_dict().items()}
+        save_file(head, str(Path(directory) / "head.safetensors"))
+        model.config.save_pretrained(directory)

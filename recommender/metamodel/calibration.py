@@ -1,0 +1,57 @@
+"""Calibrate this machine once: matmul speed and the base model's latency, cached in the user
+folder so recommendations convert the knowledge base's costs to *this* hardware in
+milliseconds."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from recommender.paths import user_dir
+
+CALIBRATION_FILE = "calibration.json"
+
+
+def seq_bucket(tokens_p95: float, max_seq_length: int = 128) -> int:
+    """Sequence length used for latency: the task's p95 rounded up to 16, capped."""
+    return int(min(max_seq_length, max(16, 16 * math.ceil(tokens_p95 / 16))))
+
+
+def _load(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, json.JSONDecodeError):
+        return {}  # a missing or damaged cache is simply measured again
+
+
+def hardware_profile(device: str, seq_len: int, batch_sizes: tuple[int, ...], model: str | None = None) -> dict[str, Any]:
+    """``matmul_gflops`` and ``base_latency_ms[batch]`` for ``device``; measured on first use."""
+    from recommender.models import model_display_name, resolve_model_path
+    from recommender.training.environment import calibrate, resolve_device
+
+    device = resolve_device(device)
+    path = resolve_model_path(model)
+    cache_file = user_dir() / CALIBRATION_FILE
+    cache = _load(cache_file)
+    key = f"{device}|{model_display_name(path)}|{seq_len}"
+    entry = cache.get(key, {})
+    if "matmul_gflops" not in entry:
+        entry["matmul_gflops"] = calibrate(device)["matmul_gflops"]
+    latency = entry.setdefault("base_latency_ms", {})
+    missing = [b for b in batch_sizes if str(b) not in latency]
+    if missing:
+        from recommender.models import load_model
+        from recommender.training.latency import measure_latency
+
+        base = load_model(path, "classification", 2).to(device)
+        for b in missing:
+            latency[str(b)] = measure_latency(base, batch_size=b, seq_len=seq_len, vocab_size=base.config.vocab_size,
+                                              device=device, max_seconds=1.0).p50_ms
+    cache[key] = entry
+    tmp = cache_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(cache, indent=1), encoding="utf-8")
+    tmp.replace(cache_file)
+    return entry

@@ -1,0 +1,140 @@
+"""scikit-learn estimators of the meta-model.
+
+:class:`QuantileGradientBoosting` is a regressor following scikit-learn's conventions
+(``__init__`` only stores, ``fit`` returns ``self``, learned attributes end in ``_``) that
+predicts the median and, with :meth:`predict_quantiles`, an interval. :class:`MetaModel` fits
+one per target on the knowledge base; it is cheap enough (seconds) to be refitted from data at
+load, so nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.utils.validation import check_is_fitted, validate_data
+from threadpoolctl import threadpool_limits
+
+#: below this many rows, one thread is faster than paying OpenMP's start-up per tree
+SINGLE_THREAD_ROWS = 20_000
+
+from recommender.metamodel.features import TARGETS, design_matrix, training_table
+
+
+class QuantileGradientBoosting(RegressorMixin, BaseEstimator):
+    """Gradient-boosted trees for several quantiles; ``predict`` returns the median.
+
+    Handles missing values (NaN) natively, so method-specific hyperparameters can be absent.
+    """
+
+    def __init__(self, quantiles: Sequence[float] = (0.1, 0.5, 0.9), max_iter: int = 150,
+                 learning_rate: float = 0.08, max_leaf_nodes: int = 15, min_samples_leaf: int = 5,
+                 random_state: int | None = 0) -> None:
+        self.quantiles = quantiles
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.max_leaf_nodes = max_leaf_nodes
+        self.min_samples_leaf = min_samples_leaf
+        self.random_state = random_state
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # missing hyperparameters are NaN by design
+        return tags
+
+    def fit(self, X: Any, y: Any) -> QuantileGradientBoosting:
+        X, y = validate_data(self, X, y, ensure_all_finite="allow-nan", y_numeric=True)
+        # a feature never observed (all NaN) carries nothing; it also trips sklearn's binning
+        self.empty_features_ = np.isnan(X).all(axis=0)
+        X = self._fill(X)
+        quantiles = sorted(self.quantiles)
+        if 0.5 not in quantiles:
+            quantiles = sorted([*quantiles, 0.5])
+        leaf = max(1, min(self.min_samples_leaf, len(y) // 4))
+        self.quantiles_ = np.array(quantiles)
+        with threadpool_limits(1 if len(y) < SINGLE_THREAD_ROWS else None):
+            self.estimators_ = [
+                HistGradientBoostingRegressor(loss="quantile", quantile=q, max_iter=self.max_iter,
+                                              learning_rate=self.learning_rate, max_leaf_nodes=self.max_leaf_nodes,
+                                              min_samples_leaf=leaf, random_state=self.random_state).fit(X, y)
+                for q in quantiles
+            ]
+        self.n_iter_ = max(e.n_iter_ for e in self.estimators_)
+        return self
+
+    def _fill(self, X: np.ndarray) -> np.ndarray:
+        if self.empty_features_.any():
+            X = X.copy()
+            X[:, self.empty_features_] = 0.0
+        return X
+
+    def predict_quantiles(self, X: Any) -> np.ndarray:
+        """(n_samples, n_quantiles) predictions, sorted across quantiles (no crossing)."""
+        check_is_fitted(self)
+        X = self._fill(validate_data(self, X, reset=False, ensure_all_finite="allow-nan"))
+        with threadpool_limits(1 if len(X) < SINGLE_THREAD_ROWS else None):
+            preds = np.column_stack([e.predict(X) for e in self.estimators_])
+        return np.sort(preds, axis=1)
+
+    def predict(self, X: Any) -> np.ndarray:
+        q = self.predict_quantiles(X)
+        return q[:, int(np.argmin(np.abs(self.quantiles_ - 0.5)))]
+
+
+class MetaModel:
+    """One :class:`QuantileGradientBoosting` per target, fitted on knowledge-base runs.
+
+    >>> model = MetaModel().fit(load_knowledge_base())     # doctest: +SKIP
+    >>> model.predict(rows)["gap"]                          # doctest: +SKIP
+    """
+
+    def __init__(self, quantiles: Sequence[float] = (0.1, 0.5, 0.9), max_iter: int = 150, random_state: int = 0) -> None:
+        self.quantiles = tuple(quantiles)
+        self.max_iter = max_iter
+        self.random_state = random_state
+
+    def fit(self, kb_rows: Sequence[Any]) -> MetaModel:
+        from recommender.errors import DataError
+
+        rows, targets = training_table(kb_rows)
+        if len(rows) < 5:
+            raise DataError(f"the meta-model needs at least 5 completed runs; got {len(rows)}")
+        self.methods_ = sorted({r["method"] for r in rows})
+        self.columns_, X = design_matrix(rows, self.methods_)
+        self.models_: dict[str, QuantileGradientBoosting] = {}
+        for name in TARGETS:
+            y = targets[name]
+            mask = np.isfinite(y)
+            if mask.sum() >= 5:
+                self.models_[name] = QuantileGradientBoosting(
+                    self.quantiles, max_iter=self.max_iter, random_state=self.random_state).fit(X[mask], y[mask])
+        self.rows_ = rows
+        self.targets_ = targets
+        self.n_runs_ = len(rows)
+        return self
+
+    def matrix(self, rows: Sequence[dict[str, Any]]) -> np.ndarray:
+        columns, X = design_matrix(rows, self.methods_)
+        assert columns == self.columns_
+        return X
+
+    def predict(self, rows: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
+        """Quantile predictions per target: arrays of shape (n_rows, n_quantiles)."""
+        X = self.matrix(rows)
+        return {name: model.predict_quantiles(X) for name, model in self.models_.items()}
+
+    def feature_importance(self, target: str = "gap", n_rows: int = 500, seed: int = 0) -> dict[str, float]:
+        """Permutation importance of each feature for ``target`` on (a sample of) the training runs."""
+        from sklearn.inspection import permutation_importance
+
+        model = self.models_[target]
+        y = self.targets_[target]
+        mask = np.flatnonzero(np.isfinite(y))
+        rng = np.random.default_rng(seed)
+        idx = rng.choice(mask, size=min(n_rows, len(mask)), replace=False)
+        X = self.matrix([self.rows_[i] for i in idx])
+        result = permutation_importance(model, X, y[idx], n_repeats=2, random_state=seed)
+        return dict(sorted(zip(self.columns_, result.importances_mean, strict=True), key=lambda kv: -kv[1]))

@@ -1,0 +1,111 @@
+"""Turn runs (task meta-features + method + hyperparameters) into a numeric design matrix and
+the targets the meta-model learns.
+
+Targets (all per run, NaN when not measured):
+
+- ``metric``: the best dev metric;
+- ``gap``: metric minus the best metric seen on the same task and size (<= 0; ranks methods);
+- ``log_cost``: log of time-to-best x the machine's matmul GFLOP/s measured with the run, i.e.
+  the time to convergence in *GFLOP-equivalents*: divided by another machine's GFLOP/s it
+  gives seconds there (the hardware-independent cost the issue asks for);
+- ``log_memory``: log peak memory (MB);
+- ``latency_ratio_b1`` / ``latency_ratio_bB``: deployed latency (merged where exact) over the
+  base model's latency measured in the same run, at batch 1 and at the serving batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from recommender.types import TASK_TYPES, MetaFeatures, RunResult
+
+#: method-specific hyperparameters with a numeric meaning (others are one-hot or ignored)
+NUMERIC_PARAMS = ("learning_rate", "batch_size", "warmup_ratio", "weight_decay", "r", "alpha", "dropout",
+                  "reduction_factor", "prefix_length", "prompt_length", "phm_dim", "lora_r", "lora_alpha",
+                  "bottleneck_size", "scaling", "tapt_steps", "n_auto")
+LOG_PARAMS = {"learning_rate", "r", "alpha", "reduction_factor", "prefix_length", "prompt_length", "lora_r",
+              "lora_alpha", "bottleneck_size", "tapt_steps", "batch_size", "phm_dim"}
+TARGETS = ("metric", "gap", "log_cost", "log_memory", "latency_ratio_b1", "latency_ratio_bB")
+SERVING_BATCH = 32
+
+
+def task_vector(mf: MetaFeatures) -> dict[str, float]:
+    """Numeric task features (shared by every run on the task)."""
+    out = {
+        "log_n_train": math.log(max(mf.n_train, 1)), "log_n_labels": math.log(max(mf.n_labels, 1)),
+        "label_entropy": mf.label_entropy, "log_imbalance": math.log(max(mf.imbalance_ratio, 1.0)),
+        "is_pair": float(mf.is_pair), "cross_lingual": float(mf.cross_lingual),
+        "log_tokens_mean": math.log(max(mf.tokens_mean, 1.0)), "log_tokens_p95": math.log(max(mf.tokens_p95, 1.0)),
+        "unk_rate": mf.unk_rate, "log_fertility": math.log(max(mf.fertility, 1e-3)),
+        "english": float(mf.language == "en"), "eval_english": float(mf.eval_language == "en"),
+    }
+    for t in TASK_TYPES:
+        out[f"type={t}"] = float(mf.task_type == t)
+    return out
+
+
+def config_vector(method: str, params: dict[str, Any], methods: Sequence[str],
+                  trainable_params: int | None) -> dict[str, float]:
+    """Numeric features of (method, hyperparameters)."""
+    out: dict[str, float] = {f"method={m}": float(method == m) for m in methods}
+    for name in NUMERIC_PARAMS:
+        value = params.get(name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            out[f"p:{name}"] = math.nan
+        else:
+            out[f"p:{name}"] = math.log(value) if name in LOG_PARAMS and value > 0 else float(value)
+    out["log_trainable_params"] = math.log1p(trainable_params) if trainable_params is not None else math.nan
+    return out
+
+
+def run_targets(result: RunResult) -> dict[str, float]:
+    nan = math.nan
+    calib = (result.environment.calibration or {}).get("matmul_gflops") if result.environment else None
+    cost = nan
+    if result.time_to_best_s is not None and calib:
+        cost = math.log(max(result.time_to_best_s, 1e-3) * calib)
+
+    def ratio(batch: int) -> float:
+        deployed, base = result.latency_ms(batch), result.base_latency_ms(batch)
+        return deployed / base if deployed and base else nan
+
+    return {
+        "metric": result.best_metric if result.has_metric else nan,
+        "log_cost": cost,
+        "log_memory": math.log(result.peak_memory_mb) if result.peak_memory_mb else nan,
+        "latency_ratio_b1": ratio(1), "latency_ratio_bB": ratio(SERVING_BATCH),
+    }
+
+
+def design_matrix(rows: Sequence[dict[str, Any]], methods: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """``rows`` hold ``metafeatures``, ``method``, ``params``, ``trainable_params``."""
+    vectors = [{**task_vector(r["metafeatures"]),
+                **config_vector(r["method"], r["params"], methods, r.get("trainable_params"))} for r in rows]
+    columns = list(vectors[0]) if vectors else []
+    return columns, np.array([[v[c] for c in columns] for v in vectors], dtype=float)
+
+
+def training_table(kb_rows: Sequence[Any]) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
+    """Rows and targets from knowledge-base rows; ``gap`` is relative to each (task, size)'s best."""
+    rows, targets = [], {t: [] for t in TARGETS}
+    best: dict[tuple[str, int], float] = {}
+    for kb in kb_rows:
+        if kb.result.has_metric:
+            key = (kb.metafeatures.fingerprint, kb.size)
+            best[key] = max(best.get(key, -math.inf), kb.result.best_metric)
+    for kb in kb_rows:
+        res = kb.result
+        if res.status in ("failed", "oom") or not res.has_metric:
+            continue
+        rows.append({"metafeatures": kb.metafeatures, "method": res.method, "params": res.params,
+                     "trainable_params": res.trainable_params, "task": kb.task, "size": kb.size,
+                     "fingerprint": kb.metafeatures.fingerprint, "result": res})
+        values = run_targets(res)
+        values["gap"] = res.best_metric - best[(kb.metafeatures.fingerprint, kb.size)]
+        for t in TARGETS:
+            targets[t].append(values[t])
+    return rows, {t: np.array(v, dtype=float) for t, v in targets.items()}
