@@ -27,8 +27,8 @@ import platform
 import pprint
 import re
 import shutil
-import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -513,7 +513,8 @@ def _write_bundle(out: Path, config: dict[str, Any], fmt: str, force: bool, *, w
     created = _first_missing_ancestor(out.parent)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+        tmp = out.parent / f".{out.name}.{uuid.uuid4().hex[:12]}.partial"
+        tmp.mkdir()  # not mkdtemp: the bundle gets ordinary (umask) permissions
     except OSError as exc:
         _remove(created)
         raise ExportError(f"cannot write the bundle to {out}: {exc.strerror or exc}") from None
@@ -808,7 +809,7 @@ def _files_section(config: dict[str, Any]) -> list[str]:
         if weights.get("merged"):
             lines.append("- `weights/merged/`: a plain transformers model with the adapter folded in (loads with "
                          "transformers' `AutoModelFor...from_pretrained`, no adapters code; merge verified to change logits "
-                         f"by at most {_fmt(weights.get('merge_max_abs_diff'), 8)}).")
+                         f"by at most {weights.get('merge_max_abs_diff') or 0:.1e}).")
     lines.append("")
     return lines
 

@@ -16,6 +16,14 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def isolated_user_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Keep the tests' run store and calibration cache out of the user's own folder."""
+    path = tmp_path_factory.mktemp("recommender-home")
+    os.environ["RECOMMENDER_HOME"] = str(path)
+    return path
+
+
 class TaskFiles:
     """Writes hand-made task files under one temporary folder and returns their paths."""
 

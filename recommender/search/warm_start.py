@@ -18,3 +18,42 @@ class MethodDefaults:
 
     def configs(self, task: Any, metafeatures: Any, methods: list[str]) -> list[dict[str, Any]]:
         return [default_trial_params(m) for m in methods]
+
+
+class MetaModelTopK:
+    """The meta-model's top-k recommended configurations (falls back to method defaults when
+    there is no knowledge base to learn from)."""
+
+    def __init__(self, k: int = 5, storage: str | None = None) -> None:
+        self.k = k
+        self.storage = storage
+
+    def configs(self, task: Any, metafeatures: Any, methods: list[str]) -> list[dict[str, Any]]:
+        from recommender.errors import DataError
+        from recommender.metamodel.recommend import load_metamodel, recommend
+        from recommender.search.spaces import METHOD_PARAM, get_space
+
+        try:
+            model = load_metamodel(self.storage)
+        except DataError:
+            return MethodDefaults().configs(task, metafeatures, methods)
+        rec = recommend(task, metafeatures=metafeatures, model=model, top=1000)
+        out: list[dict[str, Any]] = []
+        covered: set[str] = set()
+        for candidate in rec.candidates:  # best first; one configuration per method
+            if candidate.method not in methods or candidate.method in covered:
+                continue
+            space = get_space(candidate.method)
+            params: dict[str, Any] = {METHOD_PARAM: candidate.method}
+            for name, dist in space.distributions.items():
+                value = candidate.params.get(name)
+                try:
+                    # keep only values the space can hold; the sampler fills in the rest
+                    if value is not None and dist._contains(dist.to_internal_repr(value)):
+                        params[space.optuna_name(name)] = value
+                except ValueError:
+                    continue
+            out.append(params)
+            covered.add(candidate.method)
+        defaults = [c for c in MethodDefaults().configs(task, metafeatures, methods) if c[METHOD_PARAM] not in covered]
+        return (out + defaults)[: max(self.k, 1)]

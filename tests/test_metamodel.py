@@ -1,0 +1,128 @@
+"""The meta-model on the shipped knowledge base: estimator contract, fitting, evaluation,
+recommendations that respond to budgets, and bad knowledge-base files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from recommender.errors import DataError
+from recommender.knowledge_base import default_path, load_knowledge_base
+from recommender.metamodel.estimators import MetaModel, QuantileGradientBoosting
+from recommender.types import UserBudgets
+
+
+@parametrize_with_checks([QuantileGradientBoosting(max_iter=15)])
+def test_quantile_regressor_passes_scikit_learn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+@pytest.fixture(scope="module")
+def kb_rows():
+    return load_knowledge_base()
+
+
+@pytest.fixture(scope="module")
+def fitted(kb_rows):
+    return MetaModel(max_iter=60).fit(kb_rows)
+
+
+@pytest.fixture(scope="module")
+def rte():
+    from recommender.tasks import load_task
+
+    return load_task("glue_rte")
+
+
+def test_shipped_knowledge_base_covers_tasks_methods_and_languages(kb_rows):
+    tasks = {r.task for r in kb_rows}
+    methods = {r.result.method for r in kb_rows}
+    assert len(kb_rows) >= 5 and len(tasks) >= 1 and len(methods) >= 5
+    for row in kb_rows:
+        assert row.result.environment is not None and row.result.environment.calibration["matmul_gflops"] > 0
+        assert row.metafeatures.fingerprint
+
+
+def test_meta_model_fits_and_predicts_intervals(fitted, kb_rows):
+    assert set(fitted.models_) >= {"metric", "gap", "log_cost", "latency_ratio_b1"}
+    rows = fitted.rows_[:4]
+    preds = fitted.predict(rows)
+    for name, q in preds.items():
+        assert q.shape == (4, 3)
+        assert (q[:, 0] <= q[:, 1]).all() and (q[:, 1] <= q[:, 2]).all(), name
+
+
+def test_leave_one_task_out_evaluation_runs(kb_rows):
+    from recommender.metamodel.evaluate import evaluate
+
+    summary = evaluate(kb_rows, max_iter=30)
+    assert summary["n_runs"] == len(kb_rows)
+    if summary["n_groups"] >= 2:
+        assert "metamodel" in summary and summary["metamodel"]["top1_regret"] >= 0
+        assert {"random", "always_full_ft"} & set(summary)
+
+
+def test_recommendation_ranks_feasible_first_and_respects_a_tight_latency_budget(fitted, rte):
+    from recommender.metamodel.recommend import recommend
+
+    loose = recommend(rte, UserBudgets(), model=fitted, top=20)
+    latencies = sorted(c.predicted_latency_ms for c in loose.candidates if c.predicted_latency_ms)
+    budget = latencies[len(latencies) // 2]  # about half the candidates fit
+    tight = recommend(rte, UserBudgets(latency_budget_ms=budget), model=fitted, top=20)
+    feasible = [c for c in tight.candidates if c.feasible]
+    assert feasible, "some candidate fits a median latency budget"
+    first = tight.candidates[0]
+    assert first.feasible and first.p_meets["latency"] >= 0.5
+    ranks = [c.feasible for c in tight.candidates]
+    assert ranks == sorted(ranks, reverse=True)  # every feasible candidate before any infeasible one
+
+
+def test_many_tasks_with_little_storage_never_ranks_full_models_first(fitted, rte):
+    from recommender.metamodel.recommend import recommend
+
+    rec = recommend(rte, UserBudgets(n_tasks=20, storage_budget_mb=500), model=fitted, top=10)
+    assert rec.candidates[0].method not in ("full_ft", "tapt_ft")
+    full = [c for c in rec.candidates if c.method == "full_ft"]
+    assert all(c.storage_mb > 500 and not c.feasible for c in full)
+
+
+def test_impossible_budgets_get_an_answer_that_names_the_binding_budget(fitted, rte):
+    from recommender.metamodel.recommend import recommend
+
+    rec = recommend(rte, UserBudgets(max_trainable_params=1, latency_budget_ms=0.001), model=fitted)
+    assert not rec.feasible_found and rec.candidates
+    assert rec.binding_budget is not None and rec.relax_advice
+
+
+def test_recommendation_is_fast_once_the_model_is_loaded(fitted, rte):
+    import time
+
+    from recommender.metafeatures import compute_metafeatures
+    from recommender.metamodel.recommend import recommend
+
+    mf = compute_metafeatures(rte)
+    recommend(rte, UserBudgets(), model=fitted, metafeatures=mf)  # calibrates this machine once
+    start = time.perf_counter()
+    recommend(rte, UserBudgets(latency_budget_ms=50), model=fitted, metafeatures=mf)
+    assert time.perf_counter() - start < 1.0  # target 0.3 s; generous for a loaded CI machine
+
+
+def test_corrupt_empty_and_newer_knowledge_bases_are_reported(tmp_path):
+    good = default_path().read_text(encoding="utf-8").splitlines()[0]
+    path = tmp_path / "runs.jsonl"
+    path.write_text("")
+    with pytest.raises(DataError, match="empty"):
+        load_knowledge_base(path)
+    path.write_text(good + "\n{not json\n")
+    with pytest.raises(DataError, match="line 2"):
+        load_knowledge_base(path)
+    newer = json.loads(good)
+    newer["schema_version"] = 99
+    path.write_text(json.dumps(newer) + "\n")
+    with pytest.raises(DataError, match="schema_version 99"):
+        load_knowledge_base(path)
+    path.write_text(json.dumps({"schema_version": 1, "run_id": "x"}) + "\n")
+    with pytest.raises(DataError, match="line 1 is not a valid run record"):
+        load_knowledge_base(path)
