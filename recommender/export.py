@@ -58,7 +58,19 @@ PEFT_REASONS = {
     "unipelt_prompt": "PEFT has no gated UniPELT combination; load the artifact with the `adapters` library",
 }
 RESERVED_CANDIDATE_KEYS = {"method", "params", "predicted", "budget", "model", "seed", "device", "rationale",
-                           "reason", "explanation", "notes", "rank"}
+                           "reason", "explanation", "why", "notes", "rank"}
+#: README labels of predicted numbers (the meta-model's Candidate fields and short names)
+PREDICTED_LABELS = {
+    "metric": "dev metric", "predicted_metric": "dev metric", "metric_interval": "dev metric interval",
+    "gap": "gap to the task's best method", "predicted_gap": "gap to the task's best method",
+    "time_to_best_s": "time to convergence (s)", "predicted_time_s": "time to convergence (s)",
+    "time_interval": "time to convergence interval (s)", "latency_b1_ms": "latency at batch 1 (ms)",
+    "latency_bB_ms": "latency at the serving batch (ms)", "predicted_latency_ms": "latency (ms)",
+    "latency_interval": "latency interval (ms)", "peak_memory_mb": "peak memory (MB)",
+    "predicted_memory_mb": "peak memory (MB)", "trainable_params": "trainable parameters",
+    "storage_mb": "storage (MB)", "add_task_cost": "cost of adding a task", "p_meets": "probability of meeting",
+    "feasible": "meets every budget",
+}
 
 Progress = Callable[[str], None]
 
@@ -103,17 +115,20 @@ def export_trial(storage: str | None, study: str, trial: int | str = "best", out
                          progress=progress)
 
 
-def export_recommendation(candidate: dict[str, Any], task_ref: Any, metafeatures: Any,
+def export_recommendation(candidate: Any, task_ref: Any, metafeatures: Any,
                           out: str | Path, fmt: str = "json", force: bool = False) -> Path:
     """Export a meta-model recommendation (before any trial) in the bundle format.
 
     ``candidate`` holds ``method``, ``params`` and the predicted numbers (under ``"predicted"``
     or as its other keys; e.g. ``metric``, ``time_to_best_s``, ``latency_b1_ms``, intervals as
     ``[low, median, high]``), optionally ``budget`` (a :class:`~recommender.types.Budget` dict),
-    ``model``, ``seed`` and ``rationale``. ``task_ref`` is a task name/path, a
-    :class:`~recommender.search.config.TaskRef` or its dict.
+    ``model``, ``seed`` and ``rationale`` (or ``why``). A meta-model
+    :class:`~recommender.types.Candidate` (or its dict) fits as it is. ``task_ref`` is a task
+    name/path, a :class:`~recommender.search.config.TaskRef` or its dict.
     """
     check_format(fmt)
+    if hasattr(candidate, "to_dict"):
+        candidate = candidate.to_dict()
     target = _check_target(Path(out), force)
     if not isinstance(candidate, dict) or "method" not in candidate:
         raise ConfigError("candidate must be a dict with at least 'method', 'params' and the predicted numbers")
@@ -322,7 +337,8 @@ def _predicted_config(candidate: dict[str, Any], params: dict[str, Any], method:
     predicted = dict(candidate.get("predicted") or {})
     predicted.update({k: v for k, v in candidate.items() if k not in RESERVED_CANDIDATE_KEYS})
     model = candidate.get("model") or "bundled"
-    rationale = candidate.get("rationale") or candidate.get("reason") or candidate.get("explanation")
+    rationale = (candidate.get("rationale") or candidate.get("why") or candidate.get("reason")
+                 or candidate.get("explanation"))
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": "predicted",
@@ -656,8 +672,10 @@ def render_train_script(config: dict[str, Any]) -> str:
     source = config.get("source", {})
     if config["kind"] == "measured":
         origin = f"trial #{source.get('trial')} of study {source.get('study')!r}"
-        expect = (f"The trial reached dev {measured.get('metric_name')} = {_fmt(measured.get('metric'), 6)}; "
-                  "on CPU with the same data, seed and budget this script gives the same number.")
+        expect = f"The trial reached dev {measured.get('metric_name')} = {_fmt(measured.get('metric'), 6)}; "
+        expect += ("it was stopped by its time limit, so a retrain may stop at another step and differ."
+                   if config["budget"].get("time_limit_binding") else
+                   "on CPU with the same data, seed and budget this script gives the same number.")
     else:
         origin = "a meta-model recommendation (predicted, not yet measured)"
         expect = "Nothing has been measured for this configuration yet: this script measures it."
@@ -721,6 +739,7 @@ def main(argv: list[str] | None = None) -> int:
         task = task.subsample(args.max_train or None, args.max_dev or None, seed=TASK["seed"])
 
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     result = train(task, METHOD, params=PARAMS, budget=Budget(**BUDGET), model=MODEL, device=args.device,
                    seed=args.seed, latency=LatencyConfig(**LATENCY), save_dir=out)
     (out / "result.json").write_text(json.dumps(result.to_dict(), indent=2))
@@ -750,6 +769,8 @@ def _fmt(value: Any, digits: int = 4) -> str:
         return f"{value:.{digits}f}" if abs(value) < 1e6 else f"{value:.3g}"
     if isinstance(value, (list, tuple)) and len(value) == 3 and all(isinstance(v, (int, float)) for v in value):
         return f"{_fmt(value[1], digits)} (range {_fmt(value[0], digits)} to {_fmt(value[2], digits)})"
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
+        return f"{_fmt(value[0], digits)} to {_fmt(value[1], digits)}"
     if isinstance(value, dict):
         return ", ".join(f"{k} {_fmt(v, digits)}" for k, v in value.items())
     return str(value)
@@ -879,16 +900,17 @@ def _readme_measured(config: dict[str, Any]) -> str:
 
 def _readme_predicted(config: dict[str, Any]) -> str:
     predicted = config["predicted"]
-    names = {"metric": "dev metric", "gap": "gap to the best method", "time_to_best_s": "time to convergence (s)",
-             "latency_b1_ms": "latency at batch 1 (ms)", "latency_bB_ms": "latency at the serving batch (ms)",
-             "trainable_params": "trainable parameters", "peak_memory_mb": "peak memory (MB)"}
-    numbers = "; ".join(f"predicted {names.get(k, k)} {_fmt(v)}" for k, v in predicted.items()) or "no numbers"
-    rationale = config["source"].get("rationale")
+    precise = ("metric", "gap", "predicted_metric", "predicted_gap", "metric_interval", "p_meets")
+    numbers = "; ".join(f"predicted {PREDICTED_LABELS.get(k, k)} {_fmt(v, 4 if k in precise else 1)}"
+                        for k, v in predicted.items() if v is not None) or "no numbers"
+    rationale = str(config["source"].get("rationale") or "").strip()
+    if rationale and not rationale.endswith((".", "!", "?")):
+        rationale += "."
     para = (
         f"**PREDICTED, NOT MEASURED.** This bundle records the meta-model's recommendation of "
         f"**{config['method']}** ({_params_text(config)}) for {_task_text(config)}, made before any training "
         f"run on this task. {numbers}. Every number here is a prediction from past runs on other tasks "
-        "(in `config` under `\"predicted\"`); none was measured on this task. "
+        f"(in `{config['files']['config']}` under `predicted`); none was measured on this task. "
         + (f"Why: {rationale} " if rationale else "")
         + "Run `python train.py` to measure it."
     )

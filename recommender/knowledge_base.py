@@ -55,8 +55,9 @@ def rows_from_storage(storage: str | None = None) -> list[KnowledgeBaseRow]:
         if "metafeatures" not in info:
             continue
         task = info.get("task_name") or info.get("task", {}).get("name", "")
+        # sweep runs are named by their configuration, so re-running one replaces it
         rows.append(KnowledgeBaseRow(
-            run_id=f"{run.study}#{run.trial_number}", study=run.study, kind=info.get("kind", "search"),
+            run_id=f"{run.study}#{run.config_key or run.trial_number}", study=run.study, kind=info.get("kind", "search"),
             task=task, size=int(info["metafeatures"]["n_train"]),
             metafeatures=MetaFeatures.from_dict(info["metafeatures"]), result=run.result,
             config_key=run.config_key))

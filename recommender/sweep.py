@@ -53,12 +53,22 @@ def plan(config: SweepConfig) -> list[tuple[int, str, str, int]]:
     return order
 
 
+#: runs recorded while the machine was busier than this (1-minute load per core) are re-run
+MAX_CLEAN_LOAD = 1.25
+
+
 def _already_in_knowledge_base(path: Any) -> set[tuple[str, str]]:
+    """(study, config) pairs the knowledge base holds from a quiet machine."""
     from recommender.knowledge_base import load_knowledge_base
 
     if path is None or not path.exists():
         return set()
-    return {(row.study, row.config_key) for row in load_knowledge_base(path) if row.config_key}
+    known = set()
+    for row in load_knowledge_base(path):
+        load = row.result.environment.cpu_load if row.result.environment else None
+        if row.config_key and (load is None or load <= MAX_CLEAN_LOAD):
+            known.add((row.study, row.config_key))
+    return known
 
 
 def run_sweep(config: SweepConfig, storage: str | None = None,

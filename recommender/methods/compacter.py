@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from recommender.config_utils import check_range
 from recommender.methods._adapters import AdapterMethod
 from recommender.methods.base import MethodConfig, register_method
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,16 @@ class Compacter(AdapterMethod):
     config_class = CompacterMethodConfig
     description = "Bottleneck adapters built from shared Kronecker products: very few parameters."
     default_learning_rate = 1e-3
+
+    def apply(self, model: PreTrainedModel) -> None:
+        from recommender.errors import ConfigError
+
+        bottleneck = model.config.hidden_size / self.config.reduction_factor
+        if bottleneck != int(bottleneck) or int(bottleneck) % self.config.phm_dim:
+            raise ConfigError(
+                f"compacter: hidden size {model.config.hidden_size} / reduction_factor "
+                f"{self.config.reduction_factor:g} = {bottleneck:g} must be a multiple of phm_dim={self.config.phm_dim}")
+        super().apply(model)
 
     def build_adapter_config(self) -> Any:
         from adapters import CompacterConfig

@@ -114,6 +114,7 @@ class _State:
     last_eval_step: int = -1
     last_eval_duration: float | None = None
     losses: list[float] = field(default_factory=list)
+    losses_at_last_eval: int = 0
     first_step_seconds: float = 0.0
     first_step_tokens: int = 0
 
@@ -360,7 +361,8 @@ class _Run:
                 st.step += 1
                 st.examples += len(indices)
                 st.tokens += sum(stream.train.lengths[i] for i in indices)
-                st.losses.append(float(loss.detach()))
+                if k == 0:  # train_loss describes the task itself, not the co-tasks
+                    st.losses.append(float(loss.detach()))
                 if st.step == 1:
                     st.first_step_seconds, st.first_step_tokens = st.train_seconds, st.tokens
                 if self.on_step is not None:
@@ -420,7 +422,8 @@ class _Run:
                 all_metrics[f"{stream.name}/{key}"] = v
         st.last_eval_duration = time.perf_counter() - t0
         st.eval_seconds += st.last_eval_duration
-        window = st.losses[max(0, st.last_eval_step):]  # losses since the previous evaluation
+        window = st.losses[st.losses_at_last_eval:]  # losses since the previous evaluation
+        st.losses_at_last_eval = len(st.losses)
         st.last_eval_step = st.step
         point = EvalPoint(step=st.step, epoch=st.step / max(1, self.steps_per_epoch),
                           train_seconds=st.train_seconds, wall_seconds=self.elapsed(),
