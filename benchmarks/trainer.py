@@ -295,6 +295,7 @@ class BareLoop:
         self.max_grad_norm = max_grad_norm
         self.examples = [len(b) for b in plan]
         self.step_s: list[float] = []
+        self.phase_s: dict[str, list[float]] = {"forward": [], "backward": [], "clip": [], "optimizer": []}
 
     def step(self, k: int) -> None:
         import torch
@@ -303,11 +304,17 @@ class BareLoop:
         t0 = time.perf_counter()
         outputs = self.model(**self.inputs[k])
         loss = F.cross_entropy(outputs.logits, self.labels[k])
+        t1 = time.perf_counter()
         loss.backward()
+        t2 = time.perf_counter()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
+        t3 = time.perf_counter()
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        self.step_s.append(time.perf_counter() - t0)
+        t4 = time.perf_counter()
+        self.step_s.append(t4 - t0)
+        for name, a, b in (("forward", t0, t1), ("backward", t1, t2), ("clip", t2, t3), ("optimizer", t3, t4)):
+            self.phase_s[name].append(b - a)
 
     def run(self) -> None:
         for k in range(len(self.inputs)):
@@ -404,6 +411,7 @@ class Bench:
                 "median_paired_step_ratio": statistics.median(paired) if paired else None,
                 "trainer_train_seconds": res.train_seconds, "bare_seconds": sum(bare.step_s),
                 "trainer_step_ms": run.step_ms, "bare_step_ms": bare_ms,
+                "bare_phase_share": {k: sum(v) / sum(bare.step_s) for k, v in bare.phase_s.items()},
                 "same_batches_verified": res.tokens_seen == expected_tokens
                 and res.examples_seen == sum(map(len, plan)),
                 "wall_samples_per_second_incl_setup": res.examples_seen / run.own_seconds_to_last_step,
@@ -425,7 +433,7 @@ class Bench:
             "trainer_samples_per_second": rep["trainer_samples_per_second"],
             "bare_samples_per_second": rep["bare_samples_per_second"],
             "trainer_wall_samples_per_second_incl_setup": rep["wall_samples_per_second_incl_setup"],
-            "target": target, "meets_target": ratio >= target,
+            "bare_phase_share": rep["bare_phase_share"], "target": target, "meets_target": ratio >= target,
         }
         rows = [
             ["our trainer (train-step time only)", fmt(rep["trainer_samples_per_second"], ".2f"),
@@ -445,7 +453,8 @@ class Bench:
             + table(["run", "samples/s", "seconds", "note"], rows)
             + f"\nratio trainer/bare = {ratio:.3f} (median of {repeats} repeat(s): {per_rep}; target >= {target}: "
             f"{'PASS' if ratio >= target else 'FAIL'}); median paired per-step ratio = "
-            f"{fmt(self.out['throughput']['median_paired_step_ratio'], '.3f')}")
+            f"{fmt(self.out['throughput']['median_paired_step_ratio'], '.3f')}\nbare step time shares: "
+            + ", ".join(f"{k} {100 * v:.0f}%" for k, v in rep["bare_phase_share"].items()))
 
     # (b) ------------------------------------------------------------------------------------------
     def padding(self) -> None:
@@ -582,6 +591,7 @@ class Bench:
         target = self.p["targets"]["flops_vs_matmul"]
         ratio = useful / matmul
         standalone = max(self.matmul) * 1e9 if self.matmul else None
+        shares = self.out.get("throughput", {}).get("bare_phase_share")
         by_padding = {k: v["useful_flops_per_second"]
                       for k, v in self.out.get("padding", {}).get("variants", {}).items()}
         self.out["flops"] = {
@@ -610,7 +620,10 @@ class Bench:
             f"{res.train_seconds:.2f}s) vs fp32 {n}^3 matmul interleaved with the same run: "
             f"{matmul / 1e9:.1f} GFLOP/s (standalone readings: {readings})\n"
             + table(["FLOPs per token", "MFLOP/token", "useful GFLOP/s", "ratio to matmul"], rows)
-            + f"\nratio (trainer estimate) = {ratio:.3f} (aim >= {target}: {'PASS' if ratio >= target else 'FAIL'})")
+            + f"\nratio (trainer estimate) = {ratio:.3f} (aim >= {target}: {'PASS' if ratio >= target else 'FAIL'})"
+            + (f"; in (a)'s bare loop the optimizer step (AdamW over all {counts['total']:,} weights, "
+               f"{counts['embedding']:,} of them embeddings) took {100 * shares['optimizer']:.0f}% of step time"
+               if shares else ""))
 
     # (d) ------------------------------------------------------------------------------------------
     def methods(self) -> None:
@@ -624,14 +637,15 @@ class Bench:
         names = [n for n in names if n not in set(cfg.get("skip", []))]
         batch_sizes = tuple(int(b) for b in cfg["latency_batch_sizes"])
         seq_len = int(cfg["latency_seq_len"])
-        reuse_base = cfg.get("base_architecture_latency") == "reuse_base"
+        reuse_base = bool(cfg.get("reuse_base_latency"))
+        timed = set(names) if cfg.get("latency_methods", "all") == "all" else set(cfg["latency_methods"])
         steps = int(cfg["steps"])
         rows_out: dict[str, dict[str, Any]] = {}
         base_latency: dict[int, float] = {}
         for name in names:
             cls = get_method_class(name)
             base_arch = not cls.uses_adapters  # only requires_grad changes: the deployed graph is the base model
-            measure = not (reuse_base and base_arch)
+            measure = name in timed and not (reuse_base and base_arch)
             latency = LatencyConfig(enabled=measure, batch_sizes=batch_sizes, seq_len=seq_len,
                                     max_seconds=float(cfg["latency_max_seconds"]), base_model=True)
             params = {**self.base_params, **cfg.get("method_params", {}).get(name, {})}
@@ -664,8 +678,8 @@ class Bench:
                 base_latency[b] = measure_latency(model, batch_size=b, seq_len=seq_len,
                                                   vocab_size=model.config.vocab_size, device=self.device,
                                                   max_seconds=float(cfg["latency_max_seconds"])).p50_ms
-        for row in rows_out.values():
-            if not row["latency_measured"]:
+        for name, row in rows_out.items():
+            if not row["latency_measured"] and reuse_base and not get_method_class(name).uses_adapters:
                 for b in batch_sizes:
                     row[f"latency_b{b}_ms"] = base_latency.get(b)
                 row["latency_source"] = "base model (same graph; not re-measured in this mode)"
@@ -676,7 +690,7 @@ class Bench:
         rows = []
         for name in sorted(rows_out):
             r = rows_out[name]
-            star = "" if r["latency_measured"] else "*"
+            star = "*" if r.get("latency_source") else ""
             trainable = None if r["trainable_params"] is None else r["trainable_params"] + (r["head_params"] or 0)
             share = 100 * trainable / r["total_params"] if trainable is not None and r["total_params"] else None
             merged = []
@@ -699,8 +713,12 @@ class Bench:
                      *["" for _ in batch_sizes], "", "", ""])
         note = ("\nprobe: 512^3 matmul GFLOP/s just before the method's run; a low value means other "
                 "processes were slowing the machine")
-        note += ("\n* latency of the base model: these methods only change which weights train, so the "
-                "deployed graph is the base model's (not re-measured in --quick)") if reuse_base else ""
+        if reuse_base:
+            note += ("\n* latency of the base model: these methods only change which weights train, so the "
+                     "deployed graph is the base model's (not re-measured in this mode)")
+        skipped = sorted(n for n, r in rows_out.items() if not r["latency_measured"] and not r.get("latency_source"))
+        if skipped:
+            note += f"\nlatency not measured in this mode (methods.latency_methods): {', '.join(skipped)}"
         self.tables.append(
             f"(d) Per method: median training step (batch {self.batch_size}, the task's lengths, steps 2..{steps}) "
             f"and inference latency p50 (seq len {seq_len}); trainable params include the task head\n"

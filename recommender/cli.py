@@ -277,4 +277,8 @@ def _load_extra_commands() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as `python -m recommender.cli`, this file is `__main__`; the command modules register
+    # with `recommender.cli`, so dispatch through that module.
+    from recommender.cli import main as _main
+
+    sys.exit(_main())

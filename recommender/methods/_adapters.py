@@ -42,6 +42,10 @@ class AdapterMethod(TuningMethod):
             for p in getattr(model, name).parameters():
                 p.requires_grad = True
 
+    @property
+    def merge_supported(self) -> bool:
+        return self.not_mergeable_reason is None
+
     def adapter_config_dict(self) -> dict[str, Any]:
         return dict(self.build_adapter_config().to_dict())
 
