@@ -172,3 +172,25 @@ def test_lora_and_ia3_merge_exactly_and_others_are_reported_unmergeable(sst2_tin
         result = train(sst2_tiny, name, budget=Budget(max_steps=2), latency=latency)
         assert result.mergeable is False
         assert not any(x.merged for x in result.latency)
+
+
+def test_multitask_model_is_extended_with_a_new_task_and_reports_retained_scores(tmp_path):
+    from recommender.tasks import load_task
+    from recommender.training import LatencyConfig, train
+
+    first = load_task("glue_sst2").subsample(64, 32, seed=0)
+    shared = {"co_task_max_examples": 64, "co_task_max_dev": 10_000, "learning_rate": 1e-4}
+    original = train(first, "multitask_ft", params={"co_tasks": ["tweeteval_emotion"], **shared},
+                     budget=Budget(max_steps=8, eval_every_steps=8), latency=LatencyConfig(enabled=False),
+                     save_dir=tmp_path)
+    assert original.status == "complete", original.error
+    assert "tweeteval_emotion/accuracy" in original.best_metrics  # one metric per task
+    new = load_task("financial_phrasebank").subsample(64, 32, seed=0)
+    extended = train(new, "multitask_ft", params={
+        "co_tasks": ["tweeteval_emotion"], "init_from": str(tmp_path / "artifact"), "replay_fraction": 0.05,
+        **shared}, budget=Budget(max_steps=4, eval_every_steps=4), latency=LatencyConfig(enabled=False))
+    assert extended.status == "complete", extended.error
+    retained = extended.extra["retained"]["tweeteval_emotion"]
+    assert retained["before"] == original.best_metrics["tweeteval_emotion/accuracy"]
+    assert retained["after"] == extended.best_metrics["tweeteval_emotion/accuracy"]
+    assert retained["retained"] == pytest.approx(retained["after"] / retained["before"])

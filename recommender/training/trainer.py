@@ -10,6 +10,7 @@ until the first score within 1 % of it -- the first seed paper's measure, not ti
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import tempfile
@@ -78,6 +79,11 @@ def split_params(method_name: str, params: dict[str, Any] | None) -> tuple[Train
     return build_config(TrainingConfig, train_values), make_method(method_name, **method_values)
 
 
+def head_key(task_name: str) -> str:
+    """A task name as a module key (ModuleDict keys cannot contain dots)."""
+    return task_name.replace(".", "_")
+
+
 def token_length_p95(features: Features) -> int:
     return int(np.percentile(features.lengths, 95)) if len(features) else 8
 
@@ -96,7 +102,7 @@ class _Stream:
     metric: str
     train: Features
     dev: Features
-    head: Any = None  # None: the model's own head; else a co-task head on the pooled output
+    head: str | None = None  # None: the model's own head; else the key of a co-task head
 
 
 @dataclass
@@ -214,12 +220,17 @@ class _Run:
         self.model = load_model(self.model_path, task.task_type, task.num_labels)
         self.method.apply(self.model)
         self.streams = [self._stream(task, head=None)]
-        for co_task in getattr(self.method, "co_tasks", lambda t: [])(task):
-            self.streams.append(self._stream(co_task, head=self._co_head(co_task)))
+        co_tasks = getattr(self.method, "co_tasks", lambda t: [])(task)
+        if co_tasks:
+            # one linear head per co-task on the pooled output, saved with the model
+            hidden = self.model.config.hidden_size
+            self.model.co_heads = torch.nn.ModuleDict(
+                {head_key(t.name): torch.nn.Linear(hidden, t.num_labels) for t in co_tasks})
+            self.method.init_heads(self.model, task)
+        for co_task in co_tasks:
+            self.streams.append(self._stream(co_task, head=head_key(co_task.name)))
         self.model.to(self.device)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
-        for s in self.streams[1:]:
-            self.params += list(s.head.parameters())
         self.autocast_dtype = None
         if self.device.startswith("cuda"):
             self.autocast_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -230,12 +241,6 @@ class _Run:
                        featurize(task, "train", self.tokenizer, self.config),
                        featurize(task, "dev", self.tokenizer, self.config), head)
 
-    def _co_head(self, task: Task) -> Any:
-        import torch
-
-        head = torch.nn.Linear(self.model.config.hidden_size, task.num_labels)
-        return head.to(self.device)
-
     def _optimizer(self, total_steps: int) -> tuple[Any, Any]:
         import torch
         from transformers import get_linear_schedule_with_warmup
@@ -244,9 +249,6 @@ class _Run:
         for name, p in self.model.named_parameters():
             if p.requires_grad:
                 (no_decay if p.ndim < 2 or "LayerNorm" in name else decay).append(p)
-        for s in self.streams[1:]:
-            decay.append(s.head.weight)
-            no_decay.append(s.head.bias)
         groups = [{"params": decay, "weight_decay": self.config.weight_decay},
                   {"params": no_decay, "weight_decay": 0.0}]
         optimizer = torch.optim.AdamW(groups, lr=self.lr, fused=False, foreach=True)
@@ -311,7 +313,8 @@ class _Run:
                 outputs = self.model(**inputs)
                 return align_outputs(outputs, inputs["input_ids"].shape[1], self.method.inserted_tokens)
             pooled = self.model.base_model(**inputs).pooler_output
-            return {"logits": stream.head(self.model.dropout(pooled) if hasattr(self.model, "dropout") else pooled)}
+            pooled = self.model.dropout(pooled) if hasattr(self.model, "dropout") else pooled
+            return {"logits": self.model.co_heads[stream.head](pooled)}
 
     def _epoch_batches(self, epoch: int) -> list[tuple[int, list[int]]]:
         plan = []
@@ -467,6 +470,10 @@ class _Run:
             out["artifact_bytes"] = sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
             if self.save_dir is not None:
                 self.tokenizer.save_pretrained(target)
+                metrics = {"task": self.task.name, "method": self.method.name, "best_metrics": st.best_metrics,
+                           "tasks": [{"name": s.name, "head": s.head, "label_names": s.label_names,
+                                      "task_type": s.task_type} for s in self.streams]}
+                (target / "run_metrics.json").write_text(json.dumps(metrics, indent=1), encoding="utf-8")
         if self.save_dir is not None and not self.latency.enabled and self.method.merge_supported:
             self._merge_checked(out)
         if self.latency.enabled:  # bounded by the deadline: at least one timed pass each
@@ -569,6 +576,15 @@ class _Run:
         except Exception:  # pragma: no cover - best effort
             pass
 
+    def _method_extra(self) -> dict[str, Any]:
+        hook = getattr(self.method, "extra_results", None)
+        if hook is None or not self.state.best_metrics:
+            return {}
+        try:
+            return dict(hook(self.state.best_metrics, self.task))
+        except Exception as exc:  # a report must not lose the run
+            return {"extra_error": f"{type(exc).__name__}: {exc}"}
+
     def _result(self, status: str, stop_reason: str | None, error: str | None, peak_mb: float,
                 measurements: dict[str, Any]) -> RunResult:
         st = self.state
@@ -608,8 +624,8 @@ class _Run:
             mergeable=measurements.get("mergeable"), merge_max_abs_diff=measurements.get("merge_max_abs_diff"),
             latency=measurements.get("latency", []), base_latency=measurements.get("base_latency", []),
             n_train=task.spec.n_train, n_dev=task.spec.n_dev, seed=self.seed,
-            extra={k: v for k, v in {**self.result_extra, "merge_error": measurements.get("merge_error")}.items()
-                   if v is not None},
+            extra={k: v for k, v in {**self.result_extra, "merge_error": measurements.get("merge_error"),
+                                     **self._method_extra()}.items() if v is not None},
             environment=describe_environment(self.device),
         )
 

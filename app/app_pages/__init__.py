@@ -1,0 +1,1 @@
+"""The app's pages, wired by ``streamlit_app.py`` with ``st.navigation``."""
