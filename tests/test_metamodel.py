@@ -126,3 +126,36 @@ def test_corrupt_empty_and_newer_knowledge_bases_are_reported(tmp_path):
     path.write_text(json.dumps({"schema_version": 1, "run_id": "x"}) + "\n")
     with pytest.raises(DataError, match="line 1 is not a valid run record"):
         load_knowledge_base(path)
+
+
+def test_recommend_then_export_bundle_then_train_py_round_trip(fitted, tmp_path):
+    import subprocess
+    import sys
+
+    from recommender.export import export_recommendation
+    from recommender.metamodel.recommend import recommend
+    from recommender.tasks import load_task
+
+    task = load_task("glue_sst2")
+    rec = recommend(task, UserBudgets(max_trainable_params=200_000), model=fitted)
+    top = rec.candidates[0]
+    assert top.trainable_params <= 200_000
+    bundle = export_recommendation(top, "glue_sst2", rec.metafeatures, tmp_path / "bundle")
+    config = json.loads((bundle / "config.json").read_text())
+    assert config["kind"] == "predicted" and config["method"] == top.method
+    out = subprocess.run([sys.executable, str(bundle / "train.py"), "--max-train", "32", "--max-dev", "16",
+                          "--out", str(tmp_path / "weights")], capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (tmp_path / "weights").exists()
+
+
+def test_recommend_cli_prints_a_ranked_table_and_json():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "recommender.cli", "recommend", "glue_rte", "--json",
+                          "--latency-budget-ms", "200"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    data = json.loads(out.stdout)
+    assert data["candidates"] and data["candidates"][0]["rank"] == 1
+    assert "latency" in data["candidates"][0]["p_meets"]

@@ -111,3 +111,20 @@ def test_model_errors_are_clear(sst2_small, tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(ModelNotFoundError, match="config.json"):
         train(sst2_small, "lora", model=tmp_path)
+
+
+def test_compare_cli_writes_csv_json_and_plots(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "recommender.cli", "compare", "glue_sst2", "--methods", "head_only,lora",
+                          "--max-train", "48", "--max-dev", "24", "--max-epochs", "1", "--time-budget", "60",
+                          "--out", str(tmp_path)], capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = json.loads((tmp_path / "results.json").read_text())
+    assert [r["method"] for r in rows] == ["head_only", "lora"]
+    assert all(r["best_metric"] is not None and r["latency"] for r in rows)
+    assert (tmp_path / "results.csv").read_text().count("\n") == 3
+    assert (tmp_path / "plot.png").stat().st_size > 1000 and (tmp_path / "plot.html").stat().st_size > 1000
+    assert "lora" in out.stdout and "time_to_best_s" in out.stdout

@@ -1,0 +1,525 @@
+#!/usr/bin/env python
+"""Benchmark the meta-model (``recommender.metamodel``) on the shipped knowledge base.
+
+One run measures::
+
+  evaluation  (a) leave-one-task-out evaluation, ``recommender.metamodel.evaluate.evaluate`` on
+              the knowledge base (``data/knowledge_base/runs.jsonl`` by default): top-1 regret,
+              hit@3, Spearman (predicted gap vs measured metric), median relative error of the
+              predicted time to convergence and latency ratio, against the baselines always
+              full_ft, always lora, best method on average, random. ``evaluate`` reports the
+              baselines' regret only; this script adds, with the same held-out units, hit@3 of
+              the two baselines that rank (best on average: methods ordered by their mean gap on
+              the training groups; random: a random order) and a "method median" baseline for
+              time and latency (each method's median over the training groups). It also lists
+              every task group and why it was or was not evaluated: a group is held out only if
+              the remaining groups hold >= 2 (task, size) sets, and a held-out (task, size) set
+              only counts with >= 2 scored runs. Writes the summary to
+              ``data/knowledge_base/evaluation.json`` and a bar chart of top-1 regret per
+              approach to ``data/knowledge_base/evaluation.png``.
+  latency     (b) recommendation latency once the model is loaded: median of N calls of
+              ``recommend()`` with a cached ``MetaModel`` and precomputed meta-features (the first
+              call, which may calibrate the machine and computes feature importance, is shown
+              apart), beside the time to fit the model on the knowledge base (what
+              ``load_metamodel`` pays once per process).
+  fit         (c) ``MetaModel.fit`` on synthetic runs (default 100,000): real knowledge-base rows
+              resampled onto synthetic tasks (perturbed meta-features, new fingerprints) with
+              perturbed learning rate, metric, time to convergence and memory. Times the whole
+              fit (training table + design matrix + 6 targets x 3 quantile
+              ``HistGradientBoostingRegressor``s) and the table/matrix part alone.
+
+Prints tables and writes ``benchmarks/results/metamodel.json``. Parameters:
+``benchmarks/params/metamodel.json``. Timings are only comparable within one run: the machine
+may be shared (the load average is printed).
+
+    python benchmarks/metamodel.py                  # default run (~2 min on 2 idle CPU cores)
+    python benchmarks/metamodel.py --quick          # 20,000 synthetic runs, 10 latency calls
+    python benchmarks/metamodel.py --only evaluation --kb path/to/runs.jsonl
+    python benchmarks/metamodel.py --set fit.n_runs=50000
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import math
+import os
+import random
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DEFAULT_PARAMS = HERE / "params" / "metamodel.json"
+DEFAULT_OUT = HERE / "results" / "metamodel.json"
+SECTIONS = ("evaluation", "latency", "fit")
+APPROACHES = ("metamodel", "always_full_ft", "always_lora", "best_on_average", "random")
+
+
+# -- parameters (same conventions as benchmarks/trainer.py) ----------------------------------------
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` wins; nested dicts merge, everything else (lists included) is replaced."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def set_dotted(params: dict[str, Any], assignment: str) -> None:
+    """``a.b=VALUE``: VALUE parsed as JSON when it is JSON, else kept as a string."""
+    if "=" not in assignment:
+        raise SystemExit(f"--set {assignment!r}: expected section.key=value")
+    key, raw = assignment.split("=", 1)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    node = params
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--params", type=Path, default=DEFAULT_PARAMS, help="parameter file (JSON)")
+    ap.add_argument("--quick", action="store_true", help="smaller fit: merge the file's 'quick' block")
+    ap.add_argument("--kb", type=Path, help="knowledge base file (default: the shipped runs.jsonl)")
+    ap.add_argument("--only", help=f"comma-separated sections to run, of {','.join(SECTIONS)}")
+    ap.add_argument("--no-kb-files", action="store_true",
+                    help="do not write data/knowledge_base/evaluation.{json,png}")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override any parameter, e.g. fit.n_runs=50000 (repeatable)")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="result JSON path")
+    return ap.parse_args(argv)
+
+
+def build_params(args: argparse.Namespace) -> dict[str, Any]:
+    params = json.loads(args.params.read_text(encoding="utf-8"))
+    quick = params.pop("quick", {})
+    params.pop("_doc", None)
+    if args.quick:
+        params = deep_merge(params, quick)
+    params["quick"] = bool(args.quick)
+    if args.kb is not None:
+        params["kb_path"] = str(args.kb)
+    if args.only:
+        params["sections"] = [s.strip() for s in args.only.split(",") if s.strip()]
+    if args.no_kb_files:
+        params["evaluation"]["write_kb_files"] = False
+    for assignment in args.set:
+        set_dotted(params, assignment)
+    unknown = set(params["sections"]) - set(SECTIONS)
+    if unknown:
+        raise SystemExit(f"unknown sections {sorted(unknown)}; expected some of {list(SECTIONS)}")
+    return params
+
+
+# -- small helpers ---------------------------------------------------------------------------------
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def load_avg() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
+def fmt(value: Any, spec: str = ".3f") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "-"
+    return format(value, spec) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    line = " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    sep = "-+-".join("-" * w for w in widths)
+    body = [" | ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+            for r in cells]
+    return "\n".join([line, sep, *body])
+
+
+def rel(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def kb_file(params: dict[str, Any]) -> Path:
+    from recommender.knowledge_base import default_path
+
+    return Path(params["kb_path"]) if params.get("kb_path") else default_path()
+
+
+# -- (a) leave-one-task-out ------------------------------------------------------------------------
+def group_diagnostics(rows: list[Any]) -> list[dict[str, Any]]:
+    """Per task group: what ``evaluate`` can do with it, and why not when it cannot."""
+    from recommender.metamodel.evaluate import _scores, task_group
+
+    by_group: dict[str, list[Any]] = defaultdict(list)
+    for r in rows:
+        by_group[task_group(r)].append(r)
+    out = []
+    for group in sorted(by_group):
+        test = by_group[group]
+        train_sets = {(r.metafeatures.fingerprint, r.size) for r in rows if task_group(r) != group}
+        train_fingerprints = {r.metafeatures.fingerprint for r in rows if task_group(r) != group}
+        scored = _scores(test)
+        usable = {f"{runs[0].task}:n{size}": len(runs) for (_, size), runs in scored.items() if len(runs) >= 2}
+        if len(train_fingerprints) < 2:
+            status = (f"skipped: the other groups hold {len(train_sets)} (task, size) set(s); "
+                      "LOTO needs >= 2 to train on")
+        elif not usable:
+            status = "skipped: no held-out (task, size) set with >= 2 scored runs"
+        else:
+            status = "evaluated"
+        out.append({"group": group, "runs": len(test), "tasks": sorted({r.task for r in test}),
+                    "held_out_sets": usable, "train_sets": len(train_sets), "status": status})
+    return out
+
+
+def baseline_extras(rows: list[Any], seed: int) -> dict[str, Any]:
+    """Figures ``evaluate`` does not report, on the same held-out units (see the module doc)."""
+    import numpy as np
+
+    from recommender.metamodel.evaluate import _average_gap_by_method, _scores, task_group
+    from recommender.metamodel.features import run_targets
+
+    rng = random.Random(seed + 1)
+    hits: dict[str, list[float]] = defaultdict(list)
+    time_err: list[float] = []
+    lat_err: list[float] = []
+    for group in sorted({task_group(r) for r in rows}):
+        train = [r for r in rows if task_group(r) != group]
+        test = [r for r in rows if task_group(r) == group]
+        if len({r.metafeatures.fingerprint for r in train}) < 2:
+            continue
+        avg = _average_gap_by_method(train)
+        medians: dict[str, dict[str, float]] = {"log_cost": {}, "latency_ratio_b1": {}}
+        values: dict[str, dict[str, list[float]]] = {k: defaultdict(list) for k in medians}
+        for runs in _scores(train).values():
+            for r in runs:
+                truth = run_targets(r.result)
+                for k in medians:
+                    if math.isfinite(truth[k]):
+                        values[k][r.result.method].append(truth[k])
+        for k in medians:
+            medians[k] = {m: float(np.median(v)) for m, v in values[k].items()}
+        for runs in _scores(test).values():
+            if len(runs) < 2:
+                continue
+            measured = [r.result.best_metric for r in runs]
+            best = max(range(len(runs)), key=lambda i: measured[i])
+            order = sorted(range(len(runs)), key=lambda i: -avg.get(runs[i].result.method, -math.inf))
+            hits["best_on_average"].append(float(best in order[:3]))
+            shuffled = list(range(len(runs)))
+            rng.shuffle(shuffled)
+            hits["random"].append(float(best in shuffled[:3]))
+            for r in runs:
+                truth = run_targets(r.result)
+                m = r.result.method
+                if math.isfinite(truth["log_cost"]) and m in medians["log_cost"]:
+                    time_err.append(abs(math.exp(medians["log_cost"][m] - truth["log_cost"]) - 1))
+                if math.isfinite(truth["latency_ratio_b1"]) and m in medians["latency_ratio_b1"]:
+                    lat_err.append(abs(medians["latency_ratio_b1"][m] / truth["latency_ratio_b1"] - 1))
+    return {"hit_at_3": {k: float(np.mean(v)) for k, v in hits.items()},
+            "method_median": {"time_median_rel_error": float(np.median(time_err)) if time_err else None,
+                              "latency_median_rel_error": float(np.median(lat_err)) if lat_err else None,
+                              "n_time": len(time_err), "n_latency": len(lat_err)}}
+
+
+def plot_regret(summary: dict[str, Any], path: Path, title: str, empty_reason: str | None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [a for a in APPROACHES if a in summary]
+    fig, ax = plt.subplots(figsize=(7, 3.8), dpi=110)
+    if names:
+        values = [summary[a]["top1_regret"] for a in names]
+        colours = ["#1f77b4" if a == "metamodel" else "#9aa5b1" for a in names]
+        bars = ax.bar(names, values, color=colours)
+        for bar, a in zip(bars, names, strict=True):
+            ax.annotate(f"{summary[a]['top1_regret']:.3f}\nn={summary[a]['n_tasks']}",
+                        (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=8)
+        ax.set_ylabel("mean top-1 regret (metric points / 100)")
+        ax.set_ylim(0, max(values + [0.01]) * 1.3)
+        ax.tick_params(axis="x", labelrotation=15)
+    else:
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, "no leave-one-task-out result\n" + (empty_reason or ""), ha="center", va="center",
+                wrap=True, fontsize=10)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def section_evaluation(params: dict[str, Any], out: dict[str, Any], tables: list[str]) -> None:
+    from recommender.knowledge_base import load_knowledge_base
+    from recommender.metamodel.evaluate import evaluate
+
+    cfg = params["evaluation"]
+    path = kb_file(params)
+    rows = load_knowledge_base(path)
+    groups = group_diagnostics(rows)
+    log(f"evaluation: {len(rows)} runs, {len(groups)} task groups ({', '.join(g['group'] for g in groups)})")
+    t0 = time.perf_counter()
+    summary = evaluate(rows, seed=int(params["seed"]), max_iter=int(cfg["max_iter"]))
+    seconds = time.perf_counter() - t0
+    extras = baseline_extras(rows, int(params["seed"]))
+    evaluated = [g for g in groups if g["status"] == "evaluated"]
+    reason = None
+    if not evaluated:
+        reason = (f"{len(groups)} task group(s) in {len(rows)} runs; leave-one-task-out needs at least 2 "
+                  "(task, size) sets outside the held-out group, i.e. >= 2 task groups with one of them "
+                  "at 2 sizes, or >= 3 task groups")
+    record = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "source": "benchmarks/metamodel.py",
+              "kb_path": rel(path), "n_runs": len(rows), "n_groups": len(groups),
+              "evaluate_seconds": seconds, "summary": summary, "groups": groups,
+              "benchmark_extras": extras, "not_evaluated_reason": reason}
+    out["evaluation"] = record
+
+    headers = ["approach", "top-1 regret", "hit@3", "Spearman", "time med rel err", "latency med rel err",
+               "held-out sets"]
+    body = []
+    for name in APPROACHES:
+        s = summary.get(name)
+        if s is None:
+            body.append([name, "-", "-", "-", "-", "-", 0])
+            continue
+        hit = s.get("hit_at_3", extras["hit_at_3"].get(name))
+        body.append([name, fmt(s["top1_regret"]), fmt(hit, ".2f"), fmt(s.get("spearman"), ".2f"),
+                     fmt(s.get("time_median_rel_error"), ".2f"), fmt(s.get("latency_median_rel_error"), ".2f"),
+                     s["n_tasks"]])
+    mm = extras["method_median"]
+    body.append(["method median (time/latency)", "", "", "", fmt(mm["time_median_rel_error"], ".2f"),
+                 fmt(mm["latency_median_rel_error"], ".2f"), ""])
+    lines = [f"(a) Leave-one-task-out evaluation on {rel(path)}: {len(rows)} runs, {len(groups)} task group(s), "
+             f"evaluate() {seconds:.1f}s", table(headers, body)]
+    if "metamodel" in summary and summary["metamodel"].get("vs_best_always_baseline") is not None:
+        lines.append(f"meta-model regret vs the best 'always' baseline: "
+                     f"{100 * summary['metamodel']['vs_best_always_baseline']:+.0f}% lower")
+    lines.append("task groups:")
+    for g in groups:
+        sets = ", ".join(f"{k} ({v} runs)" for k, v in g["held_out_sets"].items()) or "none with >= 2 runs"
+        lines.append(f"  {g['group']}: {g['runs']} runs; held-out sets: {sets}; {g['status']}")
+    if reason:
+        lines.append(f"NOT EVALUATED: {reason}.")
+    lines.append("hit@3 of best_on_average / random and the 'method median' row are computed by this script "
+                 "(evaluate() reports regret only for the baselines); always_* pick one run, so no hit@3.")
+    if cfg.get("write_kb_files", True):
+        json_path, png_path = ROOT / cfg["evaluation_json"], ROOT / cfg["plot"]
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+        plot_regret(summary, png_path, f"Leave-one-task-out top-1 regret ({len(rows)} runs, {len(groups)} "
+                    f"task groups, {time.strftime('%Y-%m-%d')})", reason)
+        record["written"] = [rel(json_path), rel(png_path)]
+        lines.append(f"wrote {rel(json_path)} and {rel(png_path)}")
+    tables.append("\n".join(lines))
+
+
+# -- (b) recommendation latency --------------------------------------------------------------------
+def section_latency(params: dict[str, Any], out: dict[str, Any], tables: list[str]) -> None:
+    from recommender.metafeatures import compute_metafeatures
+    from recommender.metamodel.recommend import load_metamodel, recommend
+    from recommender.tasks import load_task
+
+    cfg = params["latency"]
+    t0 = time.perf_counter()
+    model = load_metamodel(kb_path=kb_file(params))
+    fit_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    model_again = load_metamodel(kb_path=kb_file(params))
+    cached_s = time.perf_counter() - t0
+    task = load_task(cfg["task"])
+    t0 = time.perf_counter()
+    mf = compute_metafeatures(task)
+    mf_s = time.perf_counter() - t0
+    top = int(cfg["top"])
+    t0 = time.perf_counter()
+    rec = recommend(task, model=model, metafeatures=mf, top=top)
+    first_ms = (time.perf_counter() - t0) * 1000
+    times = []
+    for _ in range(int(cfg["calls"])):
+        t0 = time.perf_counter()
+        recommend(task, model=model, metafeatures=mf, top=top)
+        times.append((time.perf_counter() - t0) * 1000)
+    median = statistics.median(times)
+    target = float(cfg["target_ms"])
+    out["latency"] = {"task": cfg["task"], "n_runs": model.n_runs_, "candidates": len(rec.candidates),
+                      "fit_on_load_s": fit_s, "cached_load_s": cached_s, "same_object": model is model_again,
+                      "metafeatures_s": mf_s, "first_call_ms": first_ms, "calls_ms": times,
+                      "median_ms": median, "p90_ms": sorted(times)[int(0.9 * (len(times) - 1))],
+                      "min_ms": min(times), "target_ms": target, "meets_target": median < target,
+                      "load": load_avg(), "top": [(c.method, c.predicted_metric) for c in rec.candidates]}
+    rows = [["load_metamodel() first call (fits on the knowledge base)", fmt(fit_s * 1000, ".0f")],
+            ["load_metamodel() again (cached)", fmt(cached_s * 1000, ".2f")],
+            [f"compute_metafeatures({cfg['task']})", fmt(mf_s * 1000, ".0f")],
+            ["recommend() first call (hardware profile, feature importance)", fmt(first_ms, ".0f")],
+            [f"recommend() median of {len(times)} calls", fmt(median, ".1f")],
+            ["recommend() min / p90", f"{min(times):.1f} / {out['latency']['p90_ms']:.1f}"]]
+    tables.append(f"(b) Recommendation latency, model fitted on {model.n_runs_} runs, task {cfg['task']} "
+                  f"(cached MetaModel, precomputed meta-features, top {top}):\n"
+                  + table(["step", "ms"], rows)
+                  + f"\nmedian {median:.1f} ms (aim < {target:.0f} ms: {'PASS' if median < target else 'FAIL'})")
+
+
+# -- (c) fit time on synthetic runs ----------------------------------------------------------------
+def synthetic_rows(real: list[Any], cfg: dict[str, Any], seed: int) -> list[Any]:
+    """Real rows resampled onto synthetic tasks, with perturbed features, params and results."""
+    import numpy as np
+
+    from recommender.knowledge_base import KnowledgeBaseRow
+
+    rng = np.random.default_rng(seed)
+    usable = [r for r in real if r.result.has_metric and r.result.status not in ("failed", "oom")]
+    if not usable:
+        raise SystemExit("fit: the knowledge base has no run with a metric to resample")
+    n_runs, n_tasks = int(cfg["n_runs"]), max(1, int(cfg["n_tasks"]))
+    tasks = []
+    for t in range(n_tasks):
+        base = usable[int(rng.integers(len(usable)))].metafeatures
+        scale = float(np.exp(rng.normal(0, 0.3)))
+        n_labels = max(2, base.n_labels + int(rng.integers(0, 4)))
+        tasks.append((dataclasses.replace(
+            base, fingerprint=f"synthetic{t:06d}", n_train=int(max(32, base.n_train * np.exp(rng.normal(0, 1.0)))),
+            n_labels=n_labels, label_entropy=float(np.clip(base.label_entropy + rng.normal(0, 0.1), 0.05, 1.0)),
+            imbalance_ratio=float(max(1.0, base.imbalance_ratio * np.exp(abs(rng.normal(0, 0.5))))),
+            is_pair=bool(rng.random() < 0.4), tokens_mean=base.tokens_mean * scale,
+            tokens_p95=base.tokens_p95 * scale, fertility=float(max(1.0, base.fertility * np.exp(rng.normal(0, 0.1))))),
+            float(rng.normal(0, 0.15))))
+    lr_sd, cost_sd, noise = float(cfg["lr_log_sd"]), float(cfg["cost_log_sd"]), float(cfg["metric_noise"])
+    picks = rng.integers(len(usable), size=n_runs)
+    lr_f, cost_f, mem_f = (np.exp(rng.normal(0, s, size=n_runs)) for s in (lr_sd, cost_sd, 0.1))
+    metric_eps = rng.normal(0, noise, size=n_runs)
+    out = []
+    for i in range(n_runs):
+        t = i % n_tasks
+        mf, offset = tasks[t]
+        src = usable[int(picks[i])]
+        res = src.result
+        params = dict(res.params)
+        if isinstance(params.get("learning_rate"), (int, float)):
+            params["learning_rate"] = float(params["learning_rate"] * lr_f[i])
+        result = dataclasses.replace(
+            res, params=params, best_metric=float(np.clip(res.best_metric + offset + metric_eps[i], 0.0, 1.0)),
+            time_to_best_s=None if res.time_to_best_s is None else float(res.time_to_best_s * cost_f[i]),
+            peak_memory_mb=None if res.peak_memory_mb is None else float(res.peak_memory_mb * mem_f[i]))
+        out.append(KnowledgeBaseRow(run_id=f"synthetic#{i}", study="synthetic", kind="sweep", task=f"synthetic{t}",
+                                    size=mf.n_train, metafeatures=mf, result=result, config_key=src.config_key))
+    return out
+
+
+def section_fit(params: dict[str, Any], out: dict[str, Any], tables: list[str]) -> None:
+    from threadpoolctl import threadpool_info
+
+    from recommender.knowledge_base import load_knowledge_base
+    from recommender.metamodel.estimators import SINGLE_THREAD_ROWS, MetaModel
+    from recommender.metamodel.features import design_matrix, training_table
+
+    cfg = params["fit"]
+    t0 = time.perf_counter()
+    rows = synthetic_rows(load_knowledge_base(kb_file(params)), cfg, int(params["seed"]))
+    build_s = time.perf_counter() - t0
+    log(f"fit: built {len(rows):,} synthetic runs in {build_s:.1f}s; timing the table and design matrix")
+    t0 = time.perf_counter()
+    table_rows, _ = training_table(rows)
+    methods = sorted({r["method"] for r in table_rows})
+    columns, X = design_matrix(table_rows, methods)
+    prep_s = time.perf_counter() - t0
+    del table_rows, X
+    log(f"fit: table + design matrix {prep_s:.1f}s; fitting MetaModel (load {load_avg()})")
+    load_before = load_avg()
+    t0 = time.perf_counter()
+    c0 = time.process_time()
+    model = MetaModel(max_iter=int(cfg["max_iter"])).fit(rows)
+    fit_s = time.perf_counter() - t0
+    cpu_s = time.process_time() - c0
+    threads = max((i.get("num_threads", 1) for i in threadpool_info() if i.get("user_api") == "openmp"), default=None)
+    per_target = {name: {"n_iter": m.n_iter_,
+                         "early_stopping": bool(getattr(m.estimators_[0], "do_early_stopping_", False))}
+                  for name, m in model.models_.items()}
+    target = float(cfg["target_s"])
+    out["fit"] = {"n_runs": len(rows), "n_tasks": int(cfg["n_tasks"]), "n_features": len(columns),
+                  "n_methods": len(methods), "targets": list(model.models_), "quantiles": list(model.quantiles),
+                  "max_iter": int(cfg["max_iter"]), "build_synthetic_s": build_s, "table_and_matrix_s": prep_s,
+                  "fit_s": fit_s, "fit_cpu_s": cpu_s, "estimators_s_approx": fit_s - prep_s,
+                  "openmp_threads": threads, "single_thread_below_rows": SINGLE_THREAD_ROWS,
+                  "per_target": per_target, "target_s": target, "meets_target": fit_s < target,
+                  "load": {"before": load_before, "after": load_avg()}}
+    rows_out = [["synthetic runs / tasks / features", f"{len(rows):,} / {int(cfg['n_tasks']):,} / {len(columns)}"],
+                ["build the synthetic rows (not timed in the fit)", f"{build_s:.1f} s"],
+                ["training_table + design_matrix alone", f"{prep_s:.1f} s"],
+                [f"MetaModel.fit, {len(model.models_)} targets x {len(model.quantiles)} quantiles", f"{fit_s:.1f} s"],
+                ["  of which estimators (fit - table/matrix)", f"{fit_s - prep_s:.1f} s"],
+                ["  process CPU time of the fit", f"{cpu_s:.1f} s"],
+                ["boosting iterations per target (early stopping)",
+                 ", ".join(f"{k} {v['n_iter']}{'*' if v['early_stopping'] else ''}" for k, v in per_target.items())]]
+    tables.append(f"(c) Fit time on {len(rows):,} synthetic runs (resampled and perturbed knowledge-base rows), "
+                  f"OpenMP threads {threads}, load avg {load_before} -> {load_avg()}:\n"
+                  + table(["step", "value"], rows_out)
+                  + f"\n* scikit-learn's early stopping (on by default above 10,000 rows) ended the boosting early"
+                  + f"\nfit {fit_s:.1f} s (aim < {target:.0f} s: {'PASS' if fit_s < target else 'FAIL'})")
+
+
+# -- main ------------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    params = build_params(args)
+    from recommender.training.environment import describe_environment
+
+    started = time.perf_counter()
+    load_start = load_avg()
+    out: dict[str, Any] = {}
+    tables: list[str] = []
+    timings: dict[str, float] = {}
+    for name in SECTIONS:
+        if name in params["sections"]:
+            t0 = time.perf_counter()
+            log(f"section {name} (load {load_avg()})")
+            {"evaluation": section_evaluation, "latency": section_latency, "fit": section_fit}[name](params, out, tables)
+            timings[name] = time.perf_counter() - t0
+    total = time.perf_counter() - started
+    env = describe_environment("cpu", with_calibration=False).to_dict()
+    print(f"benchmarks/metamodel.py{' --quick' if params['quick'] else ''}: knowledge base {rel(kb_file(params))}, "
+          f"{env['cpu']}, load avg {load_start} -> {load_avg()}")
+    for text in tables:
+        print()
+        print(text)
+    print(f"\ntotal {total:.0f}s wall (" + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()) + ")")
+    record = {"benchmark": "metamodel", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "params": params,
+              "environment": env, "load_average": {"start": load_start, "end": load_avg()}, "seconds": total,
+              "section_seconds": timings, "results": out}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+    print(f"wrote {rel(args.out)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
