@@ -128,7 +128,10 @@ def compute_metafeatures(task: Task, model: str | Path | None = None) -> MetaFea
     >>> compute_metafeatures(load_task("glue_rte")).tokens_p95  # doctest: +SKIP
     """
     from recommender.models import (
-        count_model_params, load_stats_tokenizer, model_display_name, resolve_model_path,
+        count_model_params,
+        load_stats_tokenizer,
+        model_display_name,
+        resolve_model_path,
     )
 
     if len(task.train) == 0:

@@ -18,10 +18,10 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
+from recommender.metamodel.features import TARGETS, design_matrix, training_table
+
 #: below this many rows, one thread is faster than paying OpenMP's start-up per tree
 SINGLE_THREAD_ROWS = 20_000
-
-from recommender.metamodel.features import TARGETS, design_matrix, training_table
 
 
 class QuantileGradientBoosting(RegressorMixin, BaseEstimator):

@@ -54,7 +54,8 @@ class TuningMethod(ABC):
     peft_equivalent: ClassVar[bool] = False
 
     def __init__(self, config: MethodConfig | None = None) -> None:
-        self.config = config if config is not None else self.config_class()
+        # typed Any: each subclass reads the fields of its own config dataclass
+        self.config: Any = config if config is not None else self.config_class()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config})"
@@ -79,7 +80,7 @@ class TuningMethod(ABC):
         """Optional stage run inside the training budget; returns measurements to record."""
         return {}
 
-    def finalize(self, model: PreTrainedModel) -> None:
+    def finalize(self, model: PreTrainedModel) -> None:  # noqa: B027 - an optional hook
         """Called once after training, before parameters are counted and latency measured."""
 
     def merge(self, model: PreTrainedModel) -> None:

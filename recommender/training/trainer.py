@@ -29,7 +29,13 @@ from recommender.methods.base import TuningMethod, count_parameters, make_method
 from recommender.models import load_model, load_tokenizer, resolve_model_path
 from recommender.training.config import TrainingConfig
 from recommender.training.data import (
-    Features, Predictions, align_outputs, batch_indices, collate, compute_loss, featurize,
+    Features,
+    Predictions,
+    align_outputs,
+    batch_indices,
+    collate,
+    compute_loss,
+    featurize,
 )
 from recommender.training.environment import describe_environment, resolve_device
 from recommender.training.latency import measure_latency, synthetic_batch
@@ -37,7 +43,6 @@ from recommender.training.memory import PeakMemory
 from recommender.types import Budget, EvalPoint, LatencyStats, RunResult
 
 if TYPE_CHECKING:
-    import torch
 
     from recommender.tasks import Task
 
@@ -481,7 +486,6 @@ class _Run:
         return out
 
     def _measure_latency(self) -> dict[str, Any]:
-        import torch
 
         seq_len = self.latency.seq_len or min(self.config.max_seq_length, token_length_p95(self.streams[0].dev))
         vocab = self.model.config.vocab_size
