@@ -271,7 +271,8 @@ class BareLoop:
     """
 
     def __init__(self, task: Any, model_path: Path, features: Any, plan: list[list[int]], *, lr: float,
-                 weight_decay: float, max_grad_norm: float, seed: int, device: str, pad_id: int) -> None:
+                 weight_decay: float, max_grad_norm: float, seed: int, device: str, pad_id: int,
+                 pad_to: int | None = None) -> None:
         import numpy as np
         import torch
 
@@ -288,7 +289,8 @@ class BareLoop:
         self.model.train()
         self.inputs, self.labels = [], []
         for indices in plan:
-            batch = {k: v.to(device) for k, v in collate(features, indices, task.task_type, pad_id).items()}
+            batch = {k: v.to(device) for k, v in collate(features, indices, task.task_type, pad_id,
+                                                                 pad_to).items()}
             self.inputs.append({k: batch[k] for k in MODEL_INPUTS if k in batch})
             self.labels.append(batch["labels"])
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -323,6 +325,26 @@ class BareLoop:
     @property
     def samples_per_second(self) -> float:
         return sum(self.examples[: len(self.step_s)]) / sum(self.step_s)
+
+
+class Probe:
+    """A short fp32 matmul burst: the machine's speed right now (GFLOP/s)."""
+
+    def __init__(self, n: int, repeats: int) -> None:
+        import torch
+
+        self.n, self.repeats = n, repeats
+        self.a, self.b = torch.randn(n, n), torch.randn(n, n)
+        self.a @ self.b
+        self.readings: list[float] = []
+
+    def burst(self) -> float:
+        t0 = time.perf_counter()
+        for _ in range(self.repeats):
+            self.a @ self.b
+        value = 2 * self.n**3 * self.repeats / (time.perf_counter() - t0) / 1e9
+        self.readings.append(value)
+        return value
 
 
 def fit_line(points: list[tuple[float, float]]) -> tuple[float, float] | None:
@@ -372,13 +394,13 @@ class Bench:
         return value
 
     # (a) ------------------------------------------------------------------------------------------
-    def bare_loop(self, plan: list[list[int]]) -> BareLoop:
+    def bare_loop(self, plan: list[list[int]], pad_to: int | None = None) -> BareLoop:
         from recommender.methods.base import make_method
 
         return BareLoop(self.task, self.model_path, self.features, plan,
                         lr=make_method("full_ft").default_learning_rate, weight_decay=self.config.weight_decay,
                         max_grad_norm=self.config.max_grad_norm, seed=self.seed, device=self.device,
-                        pad_id=self.pad_id)
+                        pad_id=self.pad_id, pad_to=pad_to)
 
     def throughput(self) -> None:
         """Trainer and bare loop interleaved step by step: bare step k runs in the trainer's
@@ -458,100 +480,136 @@ class Bench:
 
     # (b) ------------------------------------------------------------------------------------------
     def padding(self) -> None:
-        """ABA: grouped-dynamic runs bracket every round of the other variants, so a slow drift of
-        the machine's load cancels; each variant is compared with the mean of its two brackets."""
+        """Cross-interleaved pairs, so both sides of every ratio see the same machine load:
+        run A trains the variant (e.g. fixed padding) with our trainer while a bare loop does
+        dynamic+grouped steps between its steps; run B trains dynamic+grouped with our trainer
+        while the bare loop does the variant's steps. x slower = sqrt(A x B), which cancels any
+        trainer/bare difference to first order."""
         cfg = self.p["padding"]
         repeats = int(cfg["repeats"])
-        g_steps = int(cfg["grouped_steps"])
-        variants = [{"name": "dynamic_grouped", "params": {}, "steps": g_steps},
-                    *[dict(v) for v in cfg["variants"]]]
-        runs: dict[str, list[TrainerRun]] = {v["name"]: [] for v in variants}
-
-        def go(v: dict[str, Any], r: int) -> None:
-            log(f"padding: {v['name']} run {r + 1} ({v['steps']} steps, load {load_avg()})")
-            run = run_trainer(self.task, "full_ft", {**self.base_params, **v["params"]}, int(v["steps"]),
-                              self.seed, self.device)
-            if run.result.status != "complete":
-                raise RuntimeError(f"{v['name']} run failed: {run.result.error}")
-            runs[v["name"]].append(run)
-
-        for r in range(repeats):
-            go(variants[0], r)
-            for v in variants[1:]:
-                go(v, r)
-        go(variants[0], repeats)
-        self.grouped_runs += runs["dynamic_grouped"]
-        # per-step cost model ms = a + b * padded tokens, from the grouped runs' own steps, to correct
-        # the extrapolation when the measured batches are not of the epoch's average length
-        g_plan = trainer_plan(self.features, self.batch_size, True, self.seed, g_steps)
-        points = [(batch_tokens(self.features, g_plan[k + 1], None), ms)
-                  for run in runs["dynamic_grouped"] for k, ms in enumerate(run.step_ms)]
-        line = fit_line(points)
+        spe = self.steps_per_epoch
+        real_tokens = sum(self.features.lengths)
+        g_epoch = trainer_plan(self.features, self.batch_size, True, self.seed, spe)
+        g_tok_epoch = padded_tokens(self.features, g_epoch, None) / spe
         results: dict[str, dict[str, Any]] = {}
-        for v in variants:
+        normalized: list[tuple[float, float]] = []  # (tokens, grouped step / adjacent fixed step)
+        grouped_ms: list[float] = []
+        g_flops: list[float] = []
+        g_tok_measured: list[float] = []
+        for v in cfg["variants"]:
+            name, steps = v["name"], int(v["steps"])
             merged = {**self.base_params, **v["params"]}
             dynamic = merged.get("dynamic_padding", True)
             group = merged.get("group_by_length", True)
             pad_to = None if dynamic else self.max_len
-            epoch_plan = trainer_plan(self.features, self.batch_size, group, self.seed, self.steps_per_epoch)
-            measured = trainer_plan(self.features, self.batch_size, group, self.seed, int(v["steps"]))[1:]
-            tok_measured = padded_tokens(self.features, measured, pad_to) / max(1, len(measured))
-            tok_epoch = padded_tokens(self.features, epoch_plan, pad_to) / len(epoch_plan)
-            adjust = (line[0] + line[1] * tok_epoch) / (line[0] + line[1] * tok_measured) if line and dynamic else 1.0
-            means = [x.steady_mean_ms for x in runs[v["name"]]]
-            step_ms = statistics.median(means)
-            best = max(runs[v["name"]], key=lambda x: x.result.train_flops / x.result.train_seconds)
-            results[v["name"]] = {
-                "params": v["params"], "steps_measured": int(v["steps"]), "runs": len(means),
-                "steady_mean_step_ms_per_run": means, "steady_mean_step_ms": step_ms,
-                "loads": [x.load for x in runs[v["name"]]],
-                "epoch_seconds_extrapolated": step_ms * self.steps_per_epoch / 1000,
-                "length_adjustment": adjust,
-                "epoch_seconds_length_adjusted": step_ms * adjust * self.steps_per_epoch / 1000,
-                "padded_tokens_per_step_measured": tok_measured, "padded_tokens_per_step_epoch": tok_epoch,
-                "epoch_padding_efficiency": sum(self.features.lengths) / (tok_epoch * len(epoch_plan)),
-                "useful_flops_per_second": best.result.train_flops / best.result.train_seconds,
+            g_plan = trainer_plan(self.features, self.batch_size, True, self.seed, steps)
+            v_plan = trainer_plan(self.features, self.batch_size, group, self.seed, steps)
+            g_tok = [batch_tokens(self.features, b, None) for b in g_plan]
+            ratios_a, ratios_b, v_ms, runs_ms, v_flops = [], [], [], [], []
+            for r in range(repeats):
+                log(f"padding: A{r + 1} trainer {name} x bare dynamic_grouped, {steps} steps (load {load_avg()})")
+                bare = self.bare_loop(g_plan)
+                run_a = run_trainer(self.task, "full_ft", merged, steps, self.seed, self.device,
+                                    between_steps=bare.step)
+                bare_ms = [x * 1000 for x in bare.step_s[1:]]
+                ratios_a.append(sum(run_a.step_ms) / sum(bare_ms))
+                v_ms += run_a.step_ms
+                v_flops.append(run_a.result.train_flops / run_a.result.train_seconds)
+                runs_ms.append(("A", run_a.load))
+                if not dynamic:
+                    normalized += [(g_tok[k + 1], b / t) for k, (t, b) in enumerate(zip(run_a.step_ms, bare_ms,
+                                                                                    strict=True))]
+                self.check_run(run_a)
+                log(f"padding: B{r + 1} trainer dynamic_grouped x bare {name}, {steps} steps (load {load_avg()})")
+                bare = self.bare_loop(v_plan, pad_to=pad_to)
+                run_b = run_trainer(self.task, "full_ft", self.base_params, steps, self.seed, self.device,
+                                    between_steps=bare.step)
+                bare_ms = [x * 1000 for x in bare.step_s[1:]]
+                ratios_b.append(sum(bare_ms) / sum(run_b.step_ms))
+                grouped_ms += run_b.step_ms
+                g_flops.append(run_b.result.train_flops / run_b.result.train_seconds)
+                g_tok_measured += g_tok[1:]
+                runs_ms.append(("B", run_b.load))
+                if not dynamic:
+                    normalized += [(g_tok[k + 1], t / b) for k, (t, b) in enumerate(zip(run_b.step_ms, bare_ms,
+                                                                                    strict=True))]
+                self.check_run(run_b)
+                self.grouped_runs.append(run_b)
+            v_epoch = trainer_plan(self.features, self.batch_size, group, self.seed, spe)
+            v_tok_epoch = padded_tokens(self.features, v_epoch, pad_to) / spe
+            results[name] = {
+                "params": v["params"], "steps": steps, "repeats": repeats, "loads": [x[1] for x in runs_ms],
+                "ratio_a_trainer_variant_over_bare_grouped": ratios_a,
+                "ratio_b_bare_variant_over_trainer_grouped": ratios_b,
+                "x_slower_raw": math.sqrt(statistics.median(ratios_a) * statistics.median(ratios_b)),
+                "trainer_mean_step_ms": statistics.fmean(v_ms),
+                "padded_tokens_per_step_measured": padded_tokens(self.features, v_plan[1:], pad_to) / (steps - 1),
+                "padded_tokens_per_step_epoch": v_tok_epoch,
+                "epoch_padding_efficiency": real_tokens / (v_tok_epoch * spe),
+                "dynamic": dynamic, "useful_flops_per_second": max(v_flops),
             }
-        g = results["dynamic_grouped"]
-        g_means = g["steady_mean_step_ms_per_run"]
+        # cost of a dynamic step vs padded tokens, in units of the adjacent fixed-padding step (load cancels)
+        line = fit_line(normalized)
+
+        def cost(tokens: float) -> float:
+            assert line is not None
+            return line[0] + line[1] * tokens
+
+        g_tok_meas = statistics.fmean(g_tok_measured) if g_tok_measured else g_tok_epoch
+        g_adjust = cost(g_tok_epoch) / cost(g_tok_meas) if line else 1.0
+        g_step = statistics.fmean(grouped_ms) if grouped_ms else None
+        rows_out = {"dynamic_grouped": {
+            "trainer_mean_step_ms": g_step, "padded_tokens_per_step_measured": g_tok_meas,
+            "padded_tokens_per_step_epoch": g_tok_epoch, "length_adjustment": g_adjust,
+            "epoch_padding_efficiency": real_tokens / (g_tok_epoch * spe), "x_slower": 1.0,
+            "useful_flops_per_second": max(g_flops) if g_flops else None,
+            "epoch_seconds": g_step * g_adjust * spe / 1000 if g_step else None}}
         for name, v in results.items():
-            if name == "dynamic_grouped":
-                v["x_slower_than_grouped"] = v["x_slower_length_adjusted"] = 1.0
-                continue
-            bracketed = [m / ((g_means[r] + g_means[r + 1]) / 2)
-                         for r, m in enumerate(v["steady_mean_step_ms_per_run"])]
-            v["step_ratio_vs_brackets"] = bracketed
-            v["x_slower_than_grouped"] = statistics.median(bracketed)
-            v["x_slower_length_adjusted"] = v["x_slower_than_grouped"] * v["length_adjustment"] / g["length_adjustment"]
-        fixed = next((k for k, v in results.items()
-                      if not {**self.base_params, **v["params"]}.get("dynamic_padding", True)), None)
-        speedup = results[fixed]["x_slower_length_adjusted"] if fixed else None
+            adj = cost(v["padded_tokens_per_step_epoch"]) / cost(v["padded_tokens_per_step_measured"]) \
+                if line and v["dynamic"] else 1.0
+            v["length_adjustment"] = adj
+            v["x_slower"] = v["x_slower_raw"] * adj / g_adjust
+            v["epoch_seconds"] = v["trainer_mean_step_ms"] * adj * spe / 1000
+            rows_out[name] = v
+        fixed = next((k for k, v in results.items() if not v["dynamic"]), None)
+        speedup = results[fixed]["x_slower"] if fixed else None
         target = self.p["targets"]["padding_speedup"]
         self.out["padding"] = {
-            "variants": results, "steps_per_epoch": self.steps_per_epoch, "n_train": len(self.features),
-            "cost_model_ms": {"a": line[0], "b_per_token": line[1]} if line else None,
+            "variants": rows_out, "steps_per_epoch": spe, "n_train": len(self.features),
+            "cost_model_in_fixed_steps": {"a": line[0], "b_per_token": line[1]} if line else None,
             "speedup_vs_fixed": speedup,
-            "speedup_vs_fixed_unadjusted": results[fixed]["x_slower_than_grouped"] if fixed else None,
+            "speedup_vs_fixed_unadjusted": results[fixed]["x_slower_raw"] if fixed else None,
             "target": target, "meets_target": speedup is not None and speedup >= target,
-            "note": "epoch time extrapolated: median over runs of the mean step time (steps 2..n) x steps/epoch; "
-                    "length-adjusted by ms = a + b * padded tokens fitted on the grouped runs' steps; "
-                    "ratios use ABA bracketing",
+            "note": "x slower = sqrt(A x B) from cross-interleaved trainer/bare pairs (steps 2..n), corrected "
+                    "for the measured batches' length vs the epoch's (step cost = a + b x padded tokens, in "
+                    "units of the adjacent fixed-padding step); epoch seconds = mean trainer step x "
+                    "adjustment x steps/epoch, at this run's load (EXTRAPOLATED)",
         }
-        rows = [[name, f"{v['steps_measured']} x{v['runs']}", fmt(v["steady_mean_step_ms"], ".0f"),
-                 fmt(v["epoch_seconds_extrapolated"], ".1f"), fmt(v["epoch_seconds_length_adjusted"], ".1f"),
-                 f"{v['padded_tokens_per_step_measured']:.0f} / {v['padded_tokens_per_step_epoch']:.0f}",
-                 fmt(v["epoch_padding_efficiency"], ".2f"), fmt(v["x_slower_length_adjusted"], ".2f")]
-                for name, v in results.items()]
+        rows = []
+        for name, v in rows_out.items():
+            pairs = "" if name == "dynamic_grouped" else ", ".join(
+                f"{a:.2f}/{b:.2f}" for a, b in zip(v["ratio_a_trainer_variant_over_bare_grouped"],
+                                                  v["ratio_b_bare_variant_over_trainer_grouped"], strict=True))
+            rows.append([name, fmt(v["trainer_mean_step_ms"], ".0f"), fmt(v["epoch_seconds"], ".1f"),
+                         f"{v['padded_tokens_per_step_measured']:.0f} / {v['padded_tokens_per_step_epoch']:.0f}",
+                         fmt(v["epoch_padding_efficiency"], ".2f"), pairs, fmt(v["x_slower"], ".2f")])
         verdict = "-" if speedup is None else ("PASS" if speedup >= target else "FAIL")
-        fit = f"ms = {line[0]:.0f} + {line[1]:.3f} x tokens" if line else "no valid fit: not adjusted"
+        measured_steps = "/".join(str(v["steps"]) for v in cfg["variants"])
+        fit = (f"step = {line[0]:.2f} + {line[1] * 1000:.3f}/1k tokens, in fixed-128 steps" if line
+               else "no valid fit: not length-adjusted")
         self.tables.append(
-            f"(b) Epoch time, full_ft, batch {self.batch_size}, {len(self.features)} train examples = "
-            f"{self.steps_per_epoch} steps/epoch, EXTRAPOLATED from the steps measured (cost model {fit})\n"
-            + table(["padding", "steps x runs", "step ms", "epoch s", "epoch s (len-adj.)",
-                     "tok/step meas./epoch", "real/padded", "x slower"], rows)
+            f"(b) Epoch time, full_ft, batch {self.batch_size}, {len(self.features)} train examples = {spe} "
+            f"steps/epoch, EXTRAPOLATED from {measured_steps} steps per run (cost model: {fit})\n"
+            + table(["padding", "step ms", "epoch s", "tok/step meas./epoch", "real/padded",
+                     "pair ratios A/B", "x slower"], rows)
             + f"\ndynamic padding + length grouping is {fmt(speedup, '.2f')}x faster per epoch than fixed padding "
-            f"to {self.max_len} (length-adjusted, ABA-bracketed; unadjusted "
+            f"to {self.max_len} (paired, length-adjusted; unadjusted "
             f"{fmt(self.out['padding']['speedup_vs_fixed_unadjusted'], '.2f')}x; target >= {target}x: {verdict})")
+
+    @staticmethod
+    def check_run(run: TrainerRun) -> None:
+        if run.result.status != "complete":
+            raise RuntimeError(f"trainer run failed: {run.result.status} {run.result.error}")
 
     # (c) ------------------------------------------------------------------------------------------
     def flops(self) -> None:
@@ -593,7 +651,8 @@ class Bench:
         standalone = max(self.matmul) * 1e9 if self.matmul else None
         shares = self.out.get("throughput", {}).get("bare_phase_share")
         by_padding = {k: v["useful_flops_per_second"]
-                      for k, v in self.out.get("padding", {}).get("variants", {}).items()}
+                      for k, v in self.out.get("padding", {}).get("variants", {}).items()
+                      if v.get("useful_flops_per_second")}
         self.out["flops"] = {
             "steps": steps, "trainer_flops_per_token": per_token, "six_n_flops_per_token": six_n,
             "non_embedding_params": non_embedding, "embedding_params": counts["embedding"],
@@ -613,7 +672,7 @@ class Bench:
                 ["6N (no embedding weight-grad FLOPs)", fmt(six_n / 1e6, ".1f"), fmt(useful_6n / 1e9, ".2f"),
                  fmt(useful_6n / matmul, ".3f")]]
         for name, v in by_padding.items():
-            rows.append([f"trainer estimate, (b) {name} run", "", fmt(v / 1e9, ".2f"), "-"])
+            rows.append([f"trainer estimate, (b) {name} runs (best)", "", fmt(v / 1e9, ".2f"), "-"])
         readings = ", ".join(f"{x:.1f}" for x in self.matmul) or "-"
         self.tables.append(
             f"(c) Useful FLOP/s of full_ft training, real tokens only ({res.tokens_seen} tokens, {steps} steps, "
@@ -642,6 +701,7 @@ class Bench:
         steps = int(cfg["steps"])
         rows_out: dict[str, dict[str, Any]] = {}
         base_latency: dict[int, float] = {}
+        probe = Probe(int(cfg.get("probe_n", 512)), int(cfg.get("probe_repeats", 4)))
         for name in names:
             cls = get_method_class(name)
             base_arch = not cls.uses_adapters  # only requires_grad changes: the deployed graph is the base model
@@ -649,11 +709,14 @@ class Bench:
             latency = LatencyConfig(enabled=measure, batch_sizes=batch_sizes, seq_len=seq_len,
                                     max_seconds=float(cfg["latency_max_seconds"]), base_model=True)
             params = {**self.base_params, **cfg.get("method_params", {}).get(name, {})}
-            probe = matmul_gflops(512, 0.25)  # machine speed just before the run (drift indicator)
+            probes = [probe.burst()]  # machine speed before the run and after every step (drift indicator)
             log(f"methods: {name} ({steps} steps{', latency' if measure else ''}, load {load_avg()}, "
-                f"probe {probe:.1f} GFLOP/s)")
-            run = run_trainer(self.task, name, params, steps, self.seed, self.device, latency=latency)
+                f"probe {probes[0]:.1f} GFLOP/s)")
+            run = run_trainer(self.task, name, params, steps, self.seed, self.device, latency=latency,
+                              between_steps=lambda k, probes=probes: probes.append(probe.burst()))
             res = run.result
+            # step k (k >= 2) ran between the probes after steps k-1 and k
+            speeds = [(probes[j + 1] + probes[j + 2]) / 2 for j in range(len(run.step_ms))]
             row: dict[str, Any] = {"status": res.status, "error": res.error, "steps": res.steps,
                                    "params": params, "median_step_ms": run.median_ms,
                                    "steady_mean_step_ms": run.steady_mean_ms, "step_ms": run.step_ms,
@@ -662,7 +725,8 @@ class Bench:
                                    "merge_max_abs_diff": res.merge_max_abs_diff,
                                    "merge_error": res.extra.get("merge_error"),
                                    "latency_measured": measure, "call_seconds": run.call_seconds,
-                                   "probe_gflops": probe, "load": run.load,
+                                   "probe_gflops": statistics.median(probes), "probes_gflops": probes,
+                                   "step_speeds_gflops": speeds, "load": run.load,
                                    "extra": {k: v for k, v in res.extra.items() if k != "merge_error"}}
             for stat in res.latency:
                 row[f"latency_b{stat.batch_size}{'_merged' if stat.merged else ''}_ms"] = stat.p50_ms
@@ -671,6 +735,11 @@ class Bench:
             rows_out[name] = row
             if res.status != "complete":
                 log(f"methods: {name} {res.status}: {(res.error or '').splitlines()[0] if res.error else ''}")
+        reference = max(probe.readings)
+        for row in rows_out.values():
+            scaled = [ms * speed / reference for ms, speed in zip(row["step_ms"], row["step_speeds_gflops"],
+                                                                 strict=True)]
+            row["probe_scaled_median_step_ms"] = statistics.median(scaled) if scaled else None
         missing = [b for b in batch_sizes if b not in base_latency]
         if missing:  # every measured method failed or none was measured: time the base model here
             model = load_model(self.model_path, self.task.task_type, self.task.num_labels)
@@ -684,8 +753,9 @@ class Bench:
                     row[f"latency_b{b}_ms"] = base_latency.get(b)
                 row["latency_source"] = "base model (same graph; not re-measured in this mode)"
         self.out["methods"] = {"steps": steps, "batch_size": self.batch_size, "latency_seq_len": seq_len,
+                               "probe_reference_gflops": reference,
                                "base_latency_ms": base_latency, "rows": rows_out}
-        headers = ["method", "train step ms", *[f"latency b{b} ms" for b in batch_sizes],
+        headers = ["method", "train step ms", "probe-scaled", *[f"latency b{b} ms" for b in batch_sizes],
                    *[f"merged b{b}" for b in batch_sizes], "trainable params", "% of total", "probe GFLOP/s"]
         rows = []
         for name in sorted(rows_out):
@@ -705,14 +775,16 @@ class Bench:
                 else:
                     merged.append("-")
             label = name if r["status"] == "complete" else f"{name} [{r['status']}]"
-            rows.append([label, fmt(r["median_step_ms"], ".0f"),
+            rows.append([label, fmt(r["median_step_ms"], ".0f"), fmt(r["probe_scaled_median_step_ms"], ".0f"),
                          *[fmt(r.get(f"latency_b{b}_ms"), ".1f") + star for b in batch_sizes], *merged,
                          f"{trainable:,}" if trainable is not None else "-", fmt(share, ".2f"),
                          fmt(r["probe_gflops"], ".0f")])
-        rows.append(["(base model)", "", *[fmt(base_latency.get(b), ".1f") for b in batch_sizes],
+        rows.append(["(base model)", "", "", *[fmt(base_latency.get(b), ".1f") for b in batch_sizes],
                      *["" for _ in batch_sizes], "", "", ""])
-        note = ("\nprobe: 512^3 matmul GFLOP/s just before the method's run; a low value means other "
-                "processes were slowing the machine")
+        note = (f"\nprobe: median 512^3 matmul GFLOP/s before the run and after each step (off the trainer's "
+                f"clock); low = other processes were slowing the machine. probe-scaled: each step x its "
+                f"adjacent probe speed / the fastest probe of this section ({reference:.0f} GFLOP/s), an "
+                f"estimate of the step on a quiet machine")
         if reuse_base:
             note += ("\n* latency of the base model: these methods only change which weights train, so the "
                      "deployed graph is the base model's (not re-measured in this mode)")

@@ -32,7 +32,8 @@ def app_command(port: int = 8501, address: str = "127.0.0.1") -> list[str]:
                                     "(install from a source checkout: pip install -e .)")
     return [sys.executable, "-m", "streamlit", "run", str(script), "--server.address", address,
             "--server.port", str(port), "--server.headless", "true", "--server.fileWatcherType", "none",
-            "--browser.gatherUsageStats", "false", "--server.maxUploadSize", str(MAX_UPLOAD_MB)]
+            "--browser.gatherUsageStats", "false", "--server.maxUploadSize", str(MAX_UPLOAD_MB),
+            "--client.toolbarMode", "minimal"]
 
 
 def cmd_app(args: argparse.Namespace) -> int:

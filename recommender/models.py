@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from recommender.errors import ModelNotFoundError
 
 if TYPE_CHECKING:
-    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+    from transformers import PreTrainedTokenizerBase
 
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
 BUNDLED_ALIASES = {None, "", "bundled", "default", BUNDLED_MODEL.lower(),
@@ -126,7 +126,7 @@ _AUTO_CLASSES = {
 }
 
 
-def load_model(path: Path, task_type: str, num_labels: int = 2, **kwargs: Any) -> PreTrainedModel:
+def load_model(path: Path, task_type: str, num_labels: int = 2, **kwargs: Any) -> Any:
     """Load the model with the head matching ``task_type`` (a new head is initialised)."""
     import transformers
     from transformers.utils import logging as hf_logging

@@ -52,7 +52,7 @@ def open_storage(url: str | None = None, *, heartbeat: bool = True, heartbeat_in
         kwargs = {"heartbeat_interval": heartbeat_interval or HEARTBEAT_INTERVAL,
                   "grace_period": grace_period or GRACE_PERIOD,
                   "failed_trial_callback": RetryFailedTrialCallback(max_retry=1)}
-    engine_kwargs = {"pool_pre_ping": True}
+    engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("sqlite"):
         engine_kwargs = {"connect_args": {"timeout": 60}}
     try:

@@ -96,7 +96,7 @@ def run_sweep(config: SweepConfig, storage: str | None = None,
         if name not in studies:
             study = optuna.create_study(study_name=name, storage=store, direction="maximize",
                                         load_if_exists=True)
-            done = {t.user_attrs.get("config_key") for t in study.get_trials(deepcopy=False)
+            done = {str(t.user_attrs.get("config_key")) for t in study.get_trials(deepcopy=False)
                     if t.state.is_finished()}
             studies[name] = (study, done)
         study, done = studies[name]

@@ -144,6 +144,13 @@ st.subheader(f"Recommendations for {rec.task}")
 st.caption(f"Learned from {rec.n_runs} past runs; times and latencies calibrated on "
            f"{rec.hardware.get('device')} at sequence length {rec.hardware.get('seq_len')}. Intervals are the "
            "10th-90th percentiles of the prediction; P(meets) is the probability of meeting each budget.")
+limits = [f"training ≤ {budgets.time_budget_s / 60:g} min" if budgets.time_budget_s else "",
+          f"latency ≤ {budgets.latency_budget_ms:g} ms at batch {budgets.latency_batch}"
+          if budgets.latency_budget_ms else "",
+          f"trainable parameters ≤ {budgets.max_trainable_params:,}" if budgets.max_trainable_params else "",
+          f"storage ≤ {budgets.storage_budget_mb:g} MB for {budgets.n_tasks} task(s)"
+          if budgets.storage_budget_mb else ""]
+st.caption("Budgets: " + ("; ".join(x for x in limits if x) or "none set") + ".")
 if not rec.candidates:
     st.warning("No measured configuration supports this task type yet: run a search to learn one.")
     st.stop()

@@ -34,7 +34,7 @@ def task_group(row: Any) -> str:
     return row.task
 
 
-def _scores(rows: Sequence[Any]) -> dict[str, Any]:
+def _scores(rows: Sequence[Any]) -> dict[tuple[str, int], list[Any]]:
     by_key: dict[tuple[str, int], list[Any]] = defaultdict(list)
     for r in rows:
         if r.result.has_metric and r.result.status not in ("failed", "oom"):
@@ -84,7 +84,8 @@ def evaluate(kb_rows: Sequence[Any], *, seed: int = 0, max_iter: int = 200) -> d
                 pick = _baseline_pick(name, runs, avg, rng)
                 if pick is not None:
                     results[name].append(best - measured[pick])
-    summary = {name: {"top1_regret": float(np.mean(v)), "n_tasks": len(v)} for name, v in results.items()}
+    summary: dict[str, Any] = {name: {"top1_regret": float(np.mean(v)), "n_tasks": len(v)}
+                               for name, v in results.items()}
     for name, v in hits.items():
         summary[name]["hit_at_3"] = float(np.mean(v))
     if "metamodel" in summary:

@@ -74,7 +74,7 @@ def run_targets(result: RunResult) -> dict[str, float]:
         return deployed / base if deployed and base else nan
 
     return {
-        "metric": result.best_metric if result.has_metric else nan,
+        "metric": result.best_metric if result.best_metric is not None and result.has_metric else nan,
         "log_cost": cost,
         "log_memory": math.log(result.peak_memory_mb) if result.peak_memory_mb else nan,
         "latency_ratio_b1": ratio(1), "latency_ratio_bB": ratio(SERVING_BATCH),
@@ -91,7 +91,8 @@ def design_matrix(rows: Sequence[dict[str, Any]], methods: Sequence[str]) -> tup
 
 def training_table(kb_rows: Sequence[Any]) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
     """Rows and targets from knowledge-base rows; ``gap`` is relative to each (task, size)'s best."""
-    rows, targets = [], {t: [] for t in TARGETS}
+    rows: list[dict[str, Any]] = []
+    targets: dict[str, list[float]] = {t: [] for t in TARGETS}
     best: dict[tuple[str, int], float] = {}
     for kb in kb_rows:
         if kb.result.has_metric:

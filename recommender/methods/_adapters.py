@@ -10,7 +10,7 @@ from recommender.errors import NotMergeableError
 from recommender.methods.base import TuningMethod, head_module_names
 
 if TYPE_CHECKING:
-    from transformers import PreTrainedModel
+    pass
 
 ADAPTER_NAME = "task"
 
@@ -32,7 +32,7 @@ class AdapterMethod(TuningMethod):
     def build_adapter_config(self) -> Any:
         """The ``adapters`` config object for this method's settings."""
 
-    def apply(self, model: PreTrainedModel) -> None:
+    def apply(self, model: Any) -> None:
         import adapters
 
         adapters.init(model)
@@ -49,12 +49,12 @@ class AdapterMethod(TuningMethod):
     def adapter_config_dict(self) -> dict[str, Any]:
         return dict(self.build_adapter_config().to_dict())
 
-    def merge(self, model: PreTrainedModel) -> None:
+    def merge(self, model: Any) -> None:
         if self.not_mergeable_reason is not None:
             raise NotMergeableError(f"{self.name}: {self.not_mergeable_reason}")
         model.merge_adapter(ADAPTER_NAME)
 
-    def save(self, model: PreTrainedModel, directory: Path) -> None:
+    def save(self, model: Any, directory: Path) -> None:
         from safetensors.torch import save_file
 
         model.save_adapter(str(directory), ADAPTER_NAME)

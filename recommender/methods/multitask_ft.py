@@ -25,7 +25,6 @@ from recommender.methods.base import SEQUENCE_TASK_TYPES, MethodConfig, register
 from recommender.methods.full_ft import FullFineTuning
 
 if TYPE_CHECKING:
-    from transformers import PreTrainedModel
 
     from recommender.tasks import Task
 
@@ -100,7 +99,7 @@ class MultiTaskFineTuning(FullFineTuning):
                                      "(expected run_metrics.json and model.safetensors)")
         return json.loads(meta_file.read_text(encoding="utf-8")), load_file(str(weights))
 
-    def apply(self, model: PreTrainedModel) -> None:
+    def apply(self, model: Any) -> None:
         super().apply(model)
         if self.config.init_from:
             _, state = self._checkpoint()
@@ -108,7 +107,7 @@ class MultiTaskFineTuning(FullFineTuning):
             encoder = {k: v for k, v in state.items() if k.startswith(prefix)}
             model.load_state_dict(encoder, strict=False)
 
-    def init_heads(self, model: PreTrainedModel, task: Task) -> None:
+    def init_heads(self, model: Any, task: Task) -> None:
         """Start the old tasks' heads from the saved model (the old primary head included)."""
         if not self.config.init_from:
             return

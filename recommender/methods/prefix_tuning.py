@@ -14,7 +14,7 @@ from recommender.methods._adapters import ADAPTER_NAME, AdapterMethod
 from recommender.methods.base import MethodConfig, register_method
 
 if TYPE_CHECKING:
-    from transformers import PreTrainedModel
+    pass
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class PrefixTuning(AdapterMethod):
         return PrefixTuningConfig(prefix_length=self.config.prefix_length,
                                   bottleneck_size=self.config.bottleneck_size)
 
-    def finalize(self, model: PreTrainedModel) -> None:
+    def finalize(self, model: Any) -> None:
         model.eject_prefix_tuning(ADAPTER_NAME)
 
     def peft_config(self, model_type: str = "bert") -> dict[str, Any]:

@@ -10,7 +10,7 @@ from recommender.methods._adapters import ADAPTER_NAME, AdapterMethod
 from recommender.methods.base import MethodConfig, register_method
 
 if TYPE_CHECKING:
-    from transformers import PreTrainedModel
+    pass
 
 
 @dataclass(frozen=True)
@@ -51,5 +51,5 @@ class UniPELT(AdapterMethod):
 
         return ConfigUnion(*unipelt_parts(self.config))
 
-    def finalize(self, model: PreTrainedModel) -> None:
+    def finalize(self, model: Any) -> None:
         model.eject_prefix_tuning(ADAPTER_NAME)

@@ -26,7 +26,8 @@ def run_job(job: dict[str, Any], emit: Any, ask: Any) -> Any:
         emit({"event": "eval", "point": point.to_dict()})
         return ask() == "prune"
 
-    latency = LatencyConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in job["latency"].items()})
+    settings: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in job["latency"].items()}
+    latency = LatencyConfig(**settings)
     budget = Budget.from_dict(job["budget"])
     if job.get("deadline") is not None:
         budget.max_seconds = max(1.0, min(budget.max_seconds or float("inf"), job["deadline"] - time.time()))

@@ -106,7 +106,7 @@ def _parse_delimited(text: str, delimiter: str, name: str) -> list[dict[str, Any
     raise error
 
 
-def _parse_delimited_with(text: str, delimiter: str, quoting: int, name: str) -> list[dict[str, Any]]:
+def _parse_delimited_with(text: str, delimiter: str, quoting: Any, name: str) -> list[dict[str, Any]]:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting,
                         strict=True)
     try:

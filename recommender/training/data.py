@@ -217,10 +217,10 @@ class Predictions:
         n = len(f)
         if self.task_type == "classification":
             pred = [int(np.argmax(self.rows[i])) for i in range(n)]
-            return task_metrics.classification_metrics(f.labels, pred)
+            return task_metrics.classification_metrics(f.labels, pred)  # type: ignore[arg-type]
         if self.task_type == "regression":
-            pred = [float(self.rows[i].reshape(-1)[0]) for i in range(n)]
-            return task_metrics.regression_metrics(f.labels, pred)
+            values = [float(self.rows[i].reshape(-1)[0]) for i in range(n)]
+            return task_metrics.regression_metrics(f.labels, values)
         if self.task_type == "token_classification":
             assert self.label_names is not None
             names = self.label_names

@@ -225,13 +225,13 @@ class _Run:
         self.model = load_model(self.model_path, task.task_type, task.num_labels)
         self.method.apply(self.model)
         self.streams = [self._stream(task, head=None)]
-        co_tasks = getattr(self.method, "co_tasks", lambda t: [])(task)
+        co_tasks: list[Task] = getattr(self.method, "co_tasks", lambda t: [])(task)
         if co_tasks:
             # one linear head per co-task on the pooled output, saved with the model
             hidden = self.model.config.hidden_size
             self.model.co_heads = torch.nn.ModuleDict(
                 {head_key(t.name): torch.nn.Linear(hidden, t.num_labels) for t in co_tasks})
-            self.method.init_heads(self.model, task)
+            getattr(self.method, "init_heads", lambda m, t: None)(self.model, task)
         for co_task in co_tasks:
             self.streams.append(self._stream(co_task, head=head_key(co_task.name)))
         self.model.to(self.device)
@@ -250,7 +250,8 @@ class _Run:
         import torch
         from transformers import get_linear_schedule_with_warmup
 
-        decay, no_decay = [], []
+        decay: list[Any] = []
+        no_decay: list[Any] = []
         for name, p in self.model.named_parameters():
             if p.requires_grad:
                 (no_decay if p.ndim < 2 or "LayerNorm" in name else decay).append(p)
