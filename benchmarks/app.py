@@ -9,7 +9,8 @@ Measures::
                      median of the next ``paint_repeats`` sessions. Target: < 3 s.
   first_recommendation  seconds from opening the app to the first recommendation table (includes
                      importing scikit-learn, fitting the meta-model and, in a fresh user folder,
-                     calibrating this machine). Informational.
+                     calibrating this machine), and to its chart drawn (plotly.js loads lazily).
+                     Informational.
   budget_change      seconds from committing a new latency budget in the browser to the updated
                      recommendation being shown (the model and meta-features are cached), over
                      ``budget_changes`` different values: median and max. Target: < 1 s.
@@ -87,20 +88,48 @@ def first_paint(url: str, profile: Path, timeout: float) -> float:
         driver.quit()
 
 
+WAIT_TEXT_JS = """
+const [text, timeoutMs, done] = arguments;
+const found = () => document.body.textContent.includes(text);
+if (found()) { done(performance.now()); return; }
+const observer = new MutationObserver(() => {
+  if (found()) { observer.disconnect(); done(performance.now()); }
+});
+observer.observe(document.body, {childList: true, subtree: true, characterData: true});
+setTimeout(() => { observer.disconnect(); done(null); }, timeoutMs);
+"""
+
+
 def budget_changes(driver: Any, values: list[float], timeout: float) -> list[float]:
-    """Seconds from committing each latency budget to its recommendation being on screen."""
+    """Seconds from committing each latency budget to its recommendation being on screen.
+
+    Timed inside the browser (``performance.now()`` before the key press, a MutationObserver
+    for the updated text), so WebDriver round trips are not counted.
+    """
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
+    driver.set_script_timeout(timeout + 5)
     times = []
     for value in values:
-        field = browser.widget(driver, "stNumberInput", "Latency (ms per batch)").find_element(By.TAG_NAME, "input")
-        field.send_keys(Keys.CONTROL, "a")
-        field.send_keys(str(value))
-        start = time.perf_counter()
+        for attempt in range(5):  # the page may re-render the input between finding and typing
+            try:
+                field = browser.widget(driver, "stNumberInput", "Latency (ms per batch)").find_element(
+                    By.TAG_NAME, "input")
+                field.send_keys(Keys.CONTROL, "a")
+                field.send_keys(str(value))
+                break
+            except StaleElementReferenceException:
+                if attempt == 4:
+                    raise
+                time.sleep(0.5)
+        start = driver.execute_script("return performance.now();")
         field.send_keys(Keys.ENTER)
-        browser.wait_for_text(driver, f"latency ≤ {value:g} ms at batch", timeout)
-        times.append(time.perf_counter() - start)
+        end = driver.execute_async_script(WAIT_TEXT_JS, f"latency ≤ {value:g} ms at batch", timeout * 1000)
+        if end is None:
+            raise TimeoutError(f"the recommendation for a {value:g} ms budget did not appear in {timeout:.0f}s")
+        times.append((end - start) / 1000)
         browser.wait_idle(driver, timeout)
     return times
 
@@ -137,6 +166,8 @@ def run(params: dict[str, Any], home: Path | None) -> dict[str, Any]:
                 browser.wait_for_text(driver, f"Recommendations for {params['task']}", timeouts["recommendation_s"])
                 first_recommendation = time.perf_counter() - start
                 browser.wait_idle(driver, timeouts["recommendation_s"])
+                browser.wait_for_chart(driver, timeouts["recommendation_s"])  # plotly.js loads lazily
+                page_complete = time.perf_counter() - start
                 values = params["latency_values_ms"][: params["budget_changes"]]
                 changes = budget_changes(driver, values, timeouts["change_s"])
             finally:
@@ -149,6 +180,7 @@ def run(params: dict[str, Any], home: Path | None) -> dict[str, Any]:
         "first_paint_cold_s": paint_cold,
         "first_paint_warm_median_s": statistics.median(paints_warm),
         "first_recommendation_s": first_recommendation,
+        "first_recommendation_with_chart_s": page_complete,
         "budget_change_median_s": statistics.median(changes),
         "budget_change_max_s": max(changes),
     }
@@ -171,6 +203,7 @@ def print_table(result: dict[str, Any]) -> None:
             ("first paint, cold browser", s["first_paint_cold_s"], f"< {t['first_paint_s']:g}"),
             ("first paint, warm (median)", s["first_paint_warm_median_s"], f"< {t['first_paint_s']:g}"),
             ("first recommendation", s["first_recommendation_s"], ""),
+            ("  ... with its chart drawn", s["first_recommendation_with_chart_s"], ""),
             ("budget change (median)", s["budget_change_median_s"], f"< {t['budget_change_s']:g}"),
             ("budget change (max)", s["budget_change_max_s"], "")]
     print(f"{'measure':<30} {'seconds':>8}  target")

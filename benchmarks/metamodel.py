@@ -265,7 +265,7 @@ def plot_regret(summary: dict[str, Any], path: Path, title: str, empty_reason: s
         for bar, a in zip(bars, names, strict=True):
             ax.annotate(f"{summary[a]['top1_regret']:.3f}\nn={summary[a]['n_tasks']}",
                         (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=8)
-        ax.set_ylabel("mean top-1 regret (metric points / 100)")
+        ax.set_ylabel("mean top-1 regret (metric, 0-1 scale)")
         ax.set_ylim(0, max(values + [0.01]) * 1.3)
         ax.tick_params(axis="x", labelrotation=15)
     else:

@@ -3,7 +3,8 @@
 
 Every search here runs trials on a seeded subsample of the task (``n_train`` / ``n_dev``) with
 the same ``SearchConfig`` (trial budget, epochs, pruner, seed), stored in a temporary SQLite
-file. One run measures::
+file. A warm-up (imports, loading the tasks and the model once) runs first, so the first search
+is not charged for one-time costs. One run measures::
 
   efficiency  (a) per task, TPE vs random sampling (``sampler="tpe"`` / ``"random"``, same seed,
               same trial count, ``isolation="none"``): the trials and the wall time (from the
@@ -38,7 +39,7 @@ Ratios are only meaningful within one run: the machine may be shared. Prints tab
 ``benchmarks/results/search.json``. Parameters: ``benchmarks/params/search.json``.
 
     python benchmarks/search.py                       # default run (~50 min)
-    python benchmarks/search.py --quick               # 1 task, 3 trials per search (< ~5 min idle)
+    python benchmarks/search.py --quick               # 1 task, 3 short trials per search (< 5 min)
     python benchmarks/search.py --tasks glue_rte --n-trials 6 --only efficiency,overhead
     python benchmarks/search.py --set search.trial_time_budget=40 --set workers.n_trials=6
 """
@@ -242,6 +243,7 @@ def collect_trials(storage: str, study_name: str) -> list[dict[str, Any]]:
             "params": {k: v for k, v in t.params.items() if k != METHOD_PARAM}, "metric": metric,
             "counts": t.state.name == "COMPLETE" and feasible and metric is not None,
             "warm_start": bool(t.user_attrs.get("warm_start")), "start": start, "complete": complete,
+            "budget_s": t.user_attrs.get("trial_time_budget_s"),
             "trial_s": complete - start, "run_wall_s": result.wall_seconds if result else None,
             "train_s": result.train_seconds if result else None,
             "examples_seen": result.examples_seen if result else None, "steps": result.steps if result else None,
@@ -260,6 +262,21 @@ class Bench:
         self.out: dict[str, Any] = {}
         self.tables: list[str] = []
         self.tol = float(params["tolerance"])
+
+    def warm_up(self) -> None:
+        """Pay one-time costs (imports, dataset cache, first model load) before any search is timed,
+        so the first search of the run is not charged for them."""
+        from recommender.models import load_model, resolve_model_path
+        from recommender.training import train  # noqa: F401  (imports the training stack)
+
+        t0 = time.perf_counter()
+        task = None
+        for name in self.p["tasks"]:
+            task = self.task_ref(name).load()
+        if task is not None:
+            load_model(resolve_model_path(None), task.task_type, task.num_labels)
+        self.out["warm_up_s"] = time.perf_counter() - t0
+        log(f"warm-up (imports, {len(self.p['tasks'])} task(s), model load) {self.out['warm_up_s']:.1f}s")
 
     # -- building blocks ---------------------------------------------------------------------------
     def task_ref(self, task: str) -> Any:
@@ -346,19 +363,16 @@ class Bench:
     def warm_start(self) -> None:
         from recommender.errors import DataError
         from recommender.knowledge_base import load_knowledge_base
+        from recommender.metamodel.recommend import load_metamodel
         from recommender.search.warm_start import MetaModelTopK
 
         k = int(self.p["warm_start"]["k"])
+        kb_tasks: dict[str, int] = {}
         try:
-            kb_tasks: dict[str, int] = {}
             for row in load_knowledge_base():
                 kb_tasks[row.task] = kb_tasks.get(row.task, 0) + 1
-            fallback = None
-            from recommender.metamodel.recommend import load_metamodel
-
-            n_runs = load_metamodel().n_runs_
-        except DataError as exc:
-            kb_tasks, n_runs, fallback = {}, 0, f"no meta-model ({exc}): MetaModelTopK falls back to method defaults"
+        except DataError:
+            pass
         rows, out = [], {}
         for task in self.p["tasks"]:
             cold = self.find(task, "tpe") or self.search(task, "tpe", self.config(sampler="tpe"))
@@ -380,6 +394,10 @@ class Bench:
                              reach if reach is not None else "not reached", fmt(secs, ".0f"), fmt(setup, ".1f"),
                              kb_tasks.get(task, 0) if run is warm else "",
                              ", ".join(enqueued) if run is warm else ""])
+        try:  # fitted (and cached) by the first warm start; read after, so its cost stays in "setup s"
+            n_runs, fallback = load_metamodel().n_runs_, None
+        except DataError as exc:
+            n_runs, fallback = 0, f"no meta-model ({exc}): MetaModelTopK fell back to method defaults"
         self.out["warm_start"] = {"meta_model_runs": n_runs, "fallback": fallback, "tasks": out}
         notes = [f"meta-model fitted on {n_runs} knowledge-base runs"
                  + (f" ({', '.join(f'{t}: {n}' for t, n in sorted(kb_tasks.items()))})" if kb_tasks else "")]
@@ -405,13 +423,14 @@ class Bench:
         cfg = self.p["workers"]
         task = cfg.get("task") or self.p["tasks"][0]
         n = int(cfg["n_trials"])
-        budget = float(self.p["search"]["trial_time_budget"])
+        budget = float(cfg.get("trial_time_budget") or self.p["search"]["trial_time_budget"])
         rows, out = [], {}
         base = None
+        empty_note = dup_note = False
         for count in [int(c) for c in cfg["counts"]]:
             label = f"workers{count}"
             name = f"{task}:{label}"
-            config = self.config(sampler="tpe", isolation=cfg["isolation"], n_trials=n)
+            config = self.config(sampler="tpe", isolation=cfg["isolation"], n_trials=n, trial_time_budget=budget)
             t0 = time.perf_counter()
             create_search_study(self.task_ref(task), self.storage, name, config)
             create_s = time.perf_counter() - t0
@@ -442,15 +461,25 @@ class Bench:
                             collect_trials(self.storage, name),
                             {"workers": count, "exit_codes": codes, "create_study_s": create_s})
             self.runs.append(run)
-            done = [t for t in run.trials if t["state"] in ("COMPLETE", "PRUNED")]
+            done = [t for t in run.trials if t["state"] in ("COMPLETE", "PRUNED") and t["run_wall_s"] is not None]
             failed = [t for t in run.trials if t["state"] == "FAIL"]
+            empty = [t for t in run.trials if t["state"] == "PRUNED" and t["run_wall_s"] is None]
+            empty_note = empty_note or bool(empty)
+            seen: set[str] = set()
+            duplicates = 0
+            for t in sorted(done, key=lambda t: t["number"]):
+                key = json.dumps([t["method"], t["params"]], sort_keys=True, default=str)
+                duplicates += key in seen
+                seen.add(key)
+            dup_note = dup_note or bool(duplicates)
             examples = sum(t["examples_seen"] or 0 for t in run.trials)
             first = min((t["start"] for t in run.trials), default=None)
-            stats = {"workers": count, "trials_done": len(done), "trials_failed": len(failed), "wall_s": wall,
+            stats = {"workers": count, "trials_done": len(done), "trials_failed": len(failed),
+                     "trials_pruned_before_training": len(empty), "duplicate_configs": duplicates, "wall_s": wall,
                      "trials_per_min": 60 * len(done) / wall if wall else None,
                      "examples_per_s": examples / wall if wall else None,
-                     "mean_trial_s": statistics.fmean([t["trial_s"] for t in run.trials]) if run.trials else None,
-                     "mean_examples_per_trial": examples / len(run.trials) if run.trials else None,
+                     "mean_trial_s": statistics.fmean([t["trial_s"] for t in done]) if done else None,
+                     "mean_examples_per_trial": examples / len(done) if done else None,
                      "start_to_first_trial_s": None if first is None else first - started,
                      "exit_codes": codes, "create_study_s": create_s, "load_end": load_avg()}
             if any(codes):
@@ -462,7 +491,8 @@ class Bench:
             stats["speedup_examples_per_s"] = (stats["examples_per_s"] / base["examples_per_s"]
                                                if base["examples_per_s"] else None)
             out[label] = stats
-            rows.append([count, len(done), len(failed), fmt(wall, ".0f"), fmt(stats["trials_per_min"], ".2f"),
+            rows.append([count, len(done), duplicates, len(failed), len(empty), fmt(wall, ".0f"),
+                         fmt(stats["trials_per_min"], ".2f"),
                          fmt(stats["speedup_trials_per_min"], ".2f") + "x", fmt(stats["examples_per_s"], ".1f"),
                          fmt(stats["speedup_examples_per_s"], ".2f") + "x", fmt(stats["mean_trial_s"], ".1f"),
                          fmt(stats["start_to_first_trial_s"], ".1f"), " ".join(map(str, codes))])
@@ -472,12 +502,20 @@ class Bench:
             f"(c) Worker scaling on {task}: N={n} trials per study (<= {budget:.0f}s each, isolation "
             f"{cfg['isolation']}), `python -m recommender.cli worker` processes after create_search_study; "
             f"{os.cpu_count()} CPU cores, shared\n"
-            + table(["workers", "trials done", "failed", "wall s", "trials/min", "speedup", "train examples/s",
-                     "speedup", "mean trial s", "start->1st trial s", "exit codes"], rows)
+            + table(["workers", "trials trained", "duplicates", "failed", "pruned unstarted", "wall s", "trials/min", "speedup", "train examples/s",
+                     "speedup", "mean trial s (trained)", "start->1st trial s", "exit codes"], rows)
             + f"\nA worker stops once the study holds N finished trials, so a second worker's trial in flight may "
               f"add one. Trials are time-budgeted: each runs for its budget whatever CPU share it gets, so on "
               f"{os.cpu_count()} cores (also used by other processes) trials/min can grow with workers while the "
-              f"training work per second (examples/s) cannot grow past the cores' capacity.")
+              f"training work per second (examples/s) cannot grow past the cores' capacity."
+            + ("\n'pruned unstarted': the objective pruned the trial before training and stopped the worker "
+               "(\"no time left in the search budget\"): its start-up estimate (learned from earlier trials' "
+               "process start-up) left < 10 s of the per-trial budget, although no total budget was set."
+               if empty_note else "")
+            + ("\n'duplicates': trials that trained a configuration (method and every hyperparameter) an earlier "
+               "trial of the same study had already trained: every worker builds its sampler with the same seed, so "
+               "during TPE's random start-up the workers draw the same configurations."
+               if dup_note else ""))
 
     # -- (b) ---------------------------------------------------------------------------------------
     def overhead(self) -> None:
@@ -507,40 +545,112 @@ class Bench:
                         "median_overhead_s": median(over), "median_fraction": median(frac), "total_fraction": total,
                         "max_fraction": max(frac) if frac else None, "meets_target": total <= target,
                         "per_trial_overhead_s": over}
+            over_budget = [t for t in trials if t["budget_s"] is not None and t["trial_s"] > t["budget_s"] + 1.0]
+            out[key]["trials_over_budget"] = len(over_budget)
+            out[key]["max_trial_over_budget_s"] = max((t["trial_s"] - t["budget_s"] for t in over_budget), default=None)
             rows.append([key, len(trials), fmt(out[key]["median_trial_s"]), fmt(out[key]["median_run_wall_s"]),
                          fmt(median(over), ".2f"), pct(median(frac)), pct(total), pct(max(frac) if frac else None),
-                         "PASS" if total <= target else "FAIL"])
+                         "PASS" if total <= target else "FAIL",
+                         f"{len(over_budget)}" + (f" (up to +{out[key]['max_trial_over_budget_s']:.0f}s)"
+                                                  if over_budget else "")])
         probe = self.probe_costs()
         self.out["overhead"] = {"target": target, "groups": out, "probe": probe}
-        probe_text = (f"where the time goes (measured apart, after the searches): loading the task "
-                      f"(TaskRef.load, done again in every trial) {fmt(probe.get('task_load_s'), '.2f')}s; a new "
-                      f"interpreter importing the trainer and trial runner {fmt(probe.get('interpreter_import_s'), '.1f')}s")
+        parts = probe.get("process_parts_s", {})
+        runner = probe.get("runner_probe", {})
+        probe_text = (f"where the time goes (measured apart, after the searches, load {probe.get('load')}): loading the "
+                      f"task in-process (TaskRef.load, done again in every trial) {fmt(probe.get('task_load_s'), '.2f')}s"
+                      + (f"; one process-isolated 2-step job: {runner['total_s']:.1f}s from Popen to exit, of which "
+                         f"{runner['run_wall_s']:.1f}s on the trainer's clock, {runner['before_clock_s']:.1f}s before it "
+                         f"and {runner['after_result_s']:.1f}s between the result line and the process's exit"
+                         if runner else f"; runner probe failed: {probe.get('probe_error')}")
+                      + f"; a fresh interpreter's imports and task load alone {fmt(probe.get('process_start_s'), '.1f')}s ("
+                      + ", ".join(f"{k} {v:.1f}s" for k, v in parts.items()) + ")"
+                      + "\n'trials > budget': Optuna's trial time exceeded the per-trial budget (trial_time_budget_s) "
+                        "by more than 1 s")
         self.tables.append(
             f"(b) Per-trial overhead of the search machinery = Optuna's trial time (datetime_complete - "
             f"datetime_start) - RunResult.wall_seconds, as a share of the trial time (aim <= {100 * target:.0f}%)\n"
             + table(["isolation (source)", "trials", "median trial s", "median run s", "median overhead s",
-                     "median share", "total share", "max share", "target"], rows)
+                     "median share", "total share", "max share", "target", "trials > budget"], rows)
             + "\n" + probe_text)
 
     def probe_costs(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
+        """Time, apart from any search, what a trial pays outside ``RunResult.wall_seconds``."""
+        out: dict[str, Any] = {"load": load_avg()}
+        ref = self.task_ref(self.p["tasks"][0])
         try:
-            ref = self.task_ref(self.p["tasks"][0])
             ref.load()
             t0 = time.perf_counter()
             ref.load()
             out["task_load_s"] = time.perf_counter() - t0
         except Exception as exc:  # a probe only: report, do not fail the benchmark
             out["task_load_error"] = str(exc)[:200]
-        code = ("import time; t = time.perf_counter(); import recommender.search.trial_runner, "
-                "recommender.training; print(time.perf_counter() - t)")
+        # one real process-isolated job (head_only, 2 steps, no latency), timed from the parent:
+        # Popen -> result line (minus the run's own wall_seconds) = before the trainer's clock;
+        # result line -> process exit = after it
+        from recommender.types import Budget, RunResult
+
+        job = {"task": ref.to_dict(), "method": "head_only", "params": {},
+               "budget": Budget(max_steps=2, max_epochs=1.0, patience=None, eval_every_steps=10**6).to_dict(),
+               "model": None, "device": self.p["search"]["device"], "seed": 0, "latency": {"enabled": False},
+               "deadline": None}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
-        out["interpreter_import_s"] = time.perf_counter() - t0
+        proc = subprocess.Popen([sys.executable, "-m", "recommender.search.trial_runner"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=ROOT)
+        assert proc.stdin is not None and proc.stdout is not None
         try:
-            out["imports_only_s"] = float(proc.stdout.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            out["probe_error"] = proc.stderr[-300:]
+            proc.stdin.write(json.dumps(job) + "\n")
+            proc.stdin.flush()
+            result, got = None, None
+            for line in proc.stdout:
+                if not line.startswith("{"):
+                    continue
+                message = json.loads(line)
+                if message["event"] == "eval":
+                    proc.stdin.write("continue\n")
+                    proc.stdin.flush()
+                elif message["event"] == "result":
+                    got = time.perf_counter()
+                    result = RunResult.from_dict(message["result"])
+            proc.wait(timeout=300)
+            ended = time.perf_counter()
+            if result is not None and got is not None:
+                out["runner_probe"] = {"total_s": ended - t0, "run_wall_s": result.wall_seconds,
+                                       "before_clock_s": got - t0 - result.wall_seconds, "after_result_s": ended - got,
+                                       "status": result.status}
+            else:
+                out["probe_error"] = f"trial runner exited with {proc.returncode} and no result"
+        except (subprocess.TimeoutExpired, BrokenPipeError, ValueError) as exc:
+            out["probe_error"] = str(exc)[:300]
+        finally:
+            if proc.poll() is None:
+                proc.kill()  # only the process this probe started
+                proc.wait()
+        # what the runner imports and loads before train() (a fresh interpreter, nothing else)
+        code = ("import json, sys, time\n"
+                "t0 = time.perf_counter()\n"
+                "from recommender.cli import _quiet_library_warnings; _quiet_library_warnings()\n"
+                "from recommender.search.trial_runner import run_job\n"
+                "from recommender.search.config import TaskRef\n"
+                "from recommender.training import LatencyConfig, train\n"
+                "t1 = time.perf_counter()\n"
+                "task = TaskRef.from_dict(json.loads(sys.argv[1])).load()\n"
+                "t2 = time.perf_counter()\n"
+                "import torch, transformers\n"
+                "t3 = time.perf_counter()\n"
+                "print(json.dumps({'recommender imports': t1 - t0, 'task load (datasets)': t2 - t1, "
+                "'torch + transformers imports': t3 - t2}))\n")
+        t0 = time.perf_counter()
+        try:
+            proc2 = subprocess.run([sys.executable, "-c", code, json.dumps(ref.to_dict())], capture_output=True,
+                                   text=True, cwd=ROOT, timeout=300)
+            out["process_start_s"] = time.perf_counter() - t0
+            parts = json.loads(proc2.stdout.strip().splitlines()[-1])
+            parts["interpreter start + exit"] = out["process_start_s"] - sum(parts.values())
+            out["process_parts_s"] = parts
+        except (subprocess.TimeoutExpired, ValueError, IndexError) as exc:
+            out["probe_error"] = str(exc)[:300]
         return out
 
     def close(self) -> None:
@@ -592,6 +702,7 @@ def main(argv: list[str] | None = None) -> int:
     bench = Bench(params)
     timings: dict[str, float] = {}
     try:
+        bench.warm_up()
         for name in SECTIONS:  # (b) last: it reads the trials of the others
             if name in sections:
                 t0 = time.perf_counter()

@@ -12,11 +12,14 @@ One run measures, on one short-text bundled task (``glue_sst2`` by default)::
               trainer's ``on_step`` callback, off the trainer's clock -- so both see the same
               machine load. Also: the trainer's wall-clock samples/s including setup.
   padding     (b) epoch time with dynamic padding + length grouping vs fixed padding to 128
-              (``dynamic_padding`` / ``group_by_length`` = False). Each variant trains a fixed
-              number of steps and the epoch time is EXTRAPOLATED: mean step time (steps 2..n) x
-              steps per epoch, corrected for the measured batches' length (ms = a + b x padded
-              tokens, fitted on the grouped runs' steps). Grouped runs bracket the others (ABA),
-              and each ratio uses the mean of its two brackets, so a slow load drift cancels.
+              (``dynamic_padding`` / ``group_by_length`` = False, passed as ``params``). Each pair
+              of runs is cross-interleaved step by step so both sides see the same load: run A
+              trains the variant with our trainer while a bare loop does dynamic+grouped steps
+              between its steps; run B trains dynamic+grouped with our trainer while the bare loop
+              does the variant's steps; x slower = sqrt(A x B). A fixed number of steps is timed
+              and the epoch is EXTRAPOLATED, corrected for the measured batches' length vs the
+              epoch's (step cost = a + b x padded tokens, fitted in units of the adjacent
+              fixed-padding step). Exact padding efficiency of a whole epoch comes from the plan.
   flops       (c) useful FLOP/s of full fine-tuning: ``result.train_flops / result.train_seconds``.
               The trainer counts only real (non-padding) tokens and (4 N + 2 N_trainable) FLOPs
               per token, N = non-embedding parameters (forward 2N, activation gradients 2N,
@@ -27,8 +30,11 @@ One run measures, on one short-text bundled task (``glue_sst2`` by default)::
   methods     (d) per registered method: median training step time (batch 16, the task's own
               length distribution, steps 2..n; every single-task method sees the same batches)
               and inference latency p50 at batch 1 and 32, seq len 128, from
-              ``RunResult.latency`` (merged rows where the trainer verified the merge). A matmul
-              speed probe before each method shows when other processes slowed the machine.
+              ``RunResult.latency`` (merged rows where the trainer verified the merge). A 512^3
+              matmul probe before the run and after every step (off the trainer's clock) shows
+              when other processes slowed the machine, and gives a probe-scaled step time.
+              ``--quick`` times latency for a subset of methods only (methods.latency_methods) and
+              reuses the base model's latency for methods that only change which weights train.
 
 Ratios are only meaningful within one run: the machine may be shared. Prints tables and writes
 ``benchmarks/results/trainer.json``. Parameters: ``benchmarks/params/trainer.json``.

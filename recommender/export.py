@@ -150,7 +150,7 @@ def check_format(fmt: str) -> None:
 def check_mergeable(method: Any, result: Any = None) -> None:
     """Refuse a merged export unless the method's merge is implemented and verified exact."""
     reason = getattr(method, "not_mergeable_reason", None)
-    if not method.merge_supported:
+    if not method.uses_adapters:
         raise NotMergeableError(
             f"cannot export a merged model for {method.name}: it trains the model's own weights, so there is "
             "no adapter to merge; --with-weights already gives a plain transformers model (weights/artifact)")
@@ -364,7 +364,7 @@ def _method_section(method: Any, params: dict[str, Any], searched: dict[str, Any
                     task_type: str | None, merge_result: Any) -> dict[str, Any]:
     peft = _peft_config(method, model, task_type) if method.peft_equivalent else None
     reason = getattr(method, "not_mergeable_reason", None)
-    if not method.merge_supported:
+    if not method.uses_adapters:
         reason = "no adapter to merge: the artifact already is a plain transformers model"
     merge = {"implemented": method.merge_supported and reason is None, "reason": reason}
     if merge_result is not None:

@@ -5,13 +5,18 @@ from __future__ import annotations
 import json
 import os
 import stat
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from recommender.errors import ConfigError, DataError
 from recommender.paths import REPO_ROOT
+
+if str(REPO_ROOT) not in sys.path:  # `app` is a folder beside the package, not an installed package
+    sys.path.insert(0, str(REPO_ROOT))
 
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
@@ -44,11 +49,16 @@ def assert_clean(at: AppTest) -> None:
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch) -> Path:
-    """An empty user folder: its own run store and search records."""
+def home(tmp_path, monkeypatch) -> Iterator[Path]:
+    """An empty user folder: its own run store and search records. Searches left running stop."""
+    from recommender.search.background import list_searches, stop_search
+
     path = tmp_path / "home"
     monkeypatch.setenv("RECOMMENDER_HOME", str(path))
-    return path
+    yield path
+    for record in list_searches():
+        if record["alive"]:
+            stop_search(record["study"])
 
 
 # --- every page --------------------------------------------------------------------------------
@@ -79,7 +89,10 @@ def test_recommendation_for_a_bundled_task_appears_and_reacts_to_budgets(home):
     assert {"rank", "method", "feasible", "P(meets)", "time to converge (s)", "latency (ms)"} <= set(table.columns)
     assert len(table) >= 3 and table["rank"].tolist() == list(range(1, len(table) + 1))
     assert at.get("plotly_chart"), "no chart"
-    assert any(b.label == "Export top pick" for b in at.get("download_button"))
+    at.button(key="export_top").click().run(timeout=FIRST_RUN_S)  # the first export imports torch
+    assert_clean(at)
+    assert any(b.label == "Download the bundle (.zip)" for b in at.get("download_button"))
+    assert at.session_state["top_pick_zip"][2][:2] == b"PK"
     recommendation = at.session_state["recommendation"]
     assert recommendation["task"] == "glue_sst2" and recommendation["candidates"]
 
@@ -90,6 +103,26 @@ def test_recommendation_for_a_bundled_task_appears_and_reacts_to_budgets(home):
     assert not at.dataframe[0].value["feasible"].any()
     assert any("No candidate meets every budget" in w for w in texts(at.warning))
     assert elapsed < 10, f"a budget change took {elapsed:.1f}s (the meta-model should be cached)"
+
+
+def test_verify_with_a_search_starts_a_background_search_on_the_top_methods(home):
+    from recommender.search.background import search_status, stop_search
+
+    if kb_runs() < 5:
+        pytest.skip("needs a knowledge base of at least 5 runs")
+    at = app("recommend.py")
+    at.number_input(key="verify_max_train").set_value(64)
+    at.button(key="verify").click().run(timeout=60)
+    assert_clean(at)
+    assert not at.error, texts(at.error)
+    assert any("started in the background" in s for s in texts(at.success))
+    study = at.session_state["search_study"]
+    assert study.startswith("verify-glue_sst2-")
+    status = search_status(study, with_result=False)
+    methods = list(dict.fromkeys(c["method"] for c in at.session_state["recommendation"]["candidates"]))
+    assert status.alive and list(status.config.methods) == methods and status.config.warm_start
+    assert status.extra["task_ref"]["max_train"] == 64
+    assert stop_search(study).state == "stopped"
 
 
 def test_recommendation_can_be_exported_from_the_export_page(home):
@@ -168,11 +201,14 @@ def test_uploaded_rows_for_a_search_go_to_a_private_file_named_safely(home):
 
 
 # --- Search --------------------------------------------------------------------------------------
-def _launch(at: AppTest, *, time_budget: int, max_train: int = 64, study: str | None = None) -> AppTest:
+def _launch(at: AppTest, *, time_budget: int, max_train: int = 64, study: str | None = None,
+            model: str | None = None) -> AppTest:
     at.selectbox(key="search_task").set_value("glue_sst2").run()
     at.multiselect(key="search_methods").set_value(["head_only"]).run()
     if study is not None:
         at.text_input[0].set_value(study)
+    if model is not None:
+        at.text_input(key="form_model").set_value(model)
     at.number_input(key="form_time").set_value(time_budget)
     at.number_input(key="form_trial_time").set_value(30)
     at.number_input(key="form_max_train").set_value(max_train)
@@ -235,11 +271,64 @@ def test_stop_button_ends_a_running_search(home):
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 
-def test_search_form_errors_are_shown_inline(home):
+def test_search_form_errors_are_shown_inline(home, tmp_path):
     at = _launch(app("search.py"), time_budget=600, study="../escape")
     assert_clean(at)
     assert any("study name" in e for e in texts(at.error)), texts(at.error)
+    at = _launch(app("search.py"), time_budget=600, model=str(tmp_path / "no-such-model"))
+    assert_clean(at)
+    assert any("model folder not found" in e for e in texts(at.error)), texts(at.error)
     assert not (home / "searches").exists() or not list((home / "searches").glob("*.log"))
+
+
+def _recorded_pareto_search(home: Path) -> str:
+    """A finished Pareto search as the storage and the search record hold it (no training)."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    from recommender.search.config import SearchConfig
+    from recommender.types import LatencyStats, RunResult
+
+    home.mkdir(parents=True, exist_ok=True)
+    storage = f"sqlite:///{home / 'runs.db'}"
+    config = SearchConfig(methods=("lora", "ia3"), n_trials=4, objective="pareto")
+    study = optuna.create_study(study_name="pareto-recorded", storage=storage,
+                                directions=["maximize", "minimize", "minimize"])
+    study.set_user_attr("recommender", {"schema": 1, "kind": "search", "task_name": "glue_sst2",
+                                        "metric_name": "accuracy", "config": config.to_dict(),
+                                        "methods": ["lora", "ia3"]})
+    distributions = {"method": CategoricalDistribution(["lora", "ia3"]),
+                     "lora.learning_rate": FloatDistribution(1e-5, 1e-2, log=True)}
+    for i, (metric, seconds, latency) in enumerate([(0.8, 30, 40), (0.7, 10, 35), (0.75, 20, 50), (0.6, 40, 60)]):
+        result = RunResult(task="glue_sst2", method="lora", params={}, status="complete", metric_name="accuracy",
+                           best_metric=metric, time_to_best_s=seconds, trainable_params=73_728,
+                           latency=[LatencyStats(batch_size=1, seq_len=64, p50_ms=latency, p95_ms=latency)])
+        study.add_trial(optuna.trial.create_trial(
+            params={"method": "lora", "lora.learning_rate": 10 ** -(3 + 0.3 * i)}, distributions=distributions,
+            values=[metric, seconds, latency], user_attrs={"metric": metric, "result": result.to_dict()}))
+    searches = home / "searches"
+    searches.mkdir(parents=True, exist_ok=True)
+    log = searches / "pareto-recorded.log"
+    log.write_text('--- start\n{"study_name": "pareto-recorded"}\n', encoding="utf-8")
+    (searches / "pareto-recorded.json").write_text(json.dumps({
+        "pid": 2 ** 22 + 7, "study": "pareto-recorded",  # above the largest Linux pid: not alive
+        "storage": storage, "started_at": time.time() - 60,
+        "time_budget": None, "task": "glue_sst2", "log": str(log), "stopped": False, "ended_at": None}))
+    return "pareto-recorded"
+
+
+def test_pareto_search_shows_its_front_and_importances(home):
+    study = _recorded_pareto_search(home)
+    at = app("search.py")
+    assert_clean(at)
+    assert _state(at) == "finished"
+    assert any("Pareto front (feasible)" in m.value for m in at.markdown)
+    front = at.dataframe[0].value
+    assert sorted(front["accuracy"].tolist()) == [0.7, 0.75, 0.8]  # (0.6, 40 s, 60 ms) is dominated
+    assert len(at.get("plotly_chart")) >= 1
+    importances = [c.value for c in at.caption if "importances" in c.value]
+    assert len(at.get("plotly_chart")) == 2, importances  # the trials and the parameter importances
+    assert at.session_state["search_study"] == study
 
 
 # --- library side ------------------------------------------------------------------------------
@@ -263,7 +352,7 @@ def test_background_search_command_maps_the_config_and_refuses_what_it_cannot_pa
 
 def test_app_command_binds_localhost_and_finds_the_app():
     from recommender.app_cli import app_command
-    from recommender.cli import build_parser, _load_extra_commands
+    from recommender.cli import _load_extra_commands, build_parser
 
     cmd = app_command()
     assert cmd[cmd.index("--server.address") + 1] == "127.0.0.1"

@@ -26,7 +26,7 @@ def uploaded_task() -> tuple[Any, str] | None:
     if file is None:
         st.info("Upload a file with a text column and a label column (a second text column for sentence "
                 "pairs). It is parsed in memory; a private copy is written to your user folder only when you "
-                "export a bundle for it or start a search on it.")
+                "export a bundle for it or start a search on it (the bundle and the search read it).")
         return None
     if file.size > ui.MAX_UPLOAD_MB * 1024 * 1024:
         st.error(f"{file.name} is {file.size / 1024 / 1024:.1f} MB, over the {ui.MAX_UPLOAD_MB} MB upload limit; "
@@ -198,6 +198,16 @@ def figure(rec: Any) -> Any:
     shown = [c for c in rec.candidates if c.predicted_time_s is not None]
     lat = [c.predicted_latency_ms or 0.0 for c in shown]
     top_lat = max(lat) if lat and max(lat) > 0 else 1.0
+    # candidates predicted (almost) alike would print their names over each other: one label per
+    # cell of a 40 x 40 grid over the plot, naming every candidate in it
+    xs, ys = [c.predicted_time_s or 0.0 for c in shown], [c.predicted_metric for c in shown]
+    span_x, span_y = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
+    cells: dict[tuple[int, int], list[Any]] = {}
+    for c in shown:
+        key = (round(((c.predicted_time_s or 0.0) - min(xs)) / span_x * 40), round((c.predicted_metric - min(ys))
+                                                                                 / span_y * 40))
+        cells.setdefault(key, []).append(c)
+    labels = {id(group[0]): ", ".join(f"{c.rank}. {c.method}" for c in group) for group in cells.values()}
     fig = go.Figure()
     for feasible, colour, label in ((True, "#1f77b4", "meets the budgets"), (False, "#b0b0b0", "misses a budget")):
         group = [c for c in shown if c.feasible is feasible]
@@ -205,15 +215,18 @@ def figure(rec: Any) -> Any:
             continue
         fig.add_trace(go.Scatter(
             x=[c.predicted_time_s for c in group], y=[c.predicted_metric for c in group], name=label,
-            mode="markers+text", text=[f"{c.rank}. {c.method}" for c in group], textposition="top center",
+            mode="markers+text", text=[labels.get(id(c), "") for c in group], textposition="top center",
             marker={"size": [14 + 30 * (c.predicted_latency_ms or 0.0) / top_lat for c in group],
                     "color": colour, "opacity": 0.75, "line": {"width": 1, "color": "#333"}},
             error_y={"type": "data", "symmetric": False, "color": colour, "thickness": 1,
                      "array": [c.metric_interval[1] - c.predicted_metric for c in group],
                      "arrayminus": [c.predicted_metric - c.metric_interval[0] for c in group]},
             customdata=[[c.predicted_latency_ms or float("nan"), c.trainable_params or 0] for c in group],
-            hovertemplate="%{text}<br>" + metric + " %{y:.3f}<br>time to converge %{x:.0f} s<br>"
+            hovertext=[f"{c.rank}. {c.method}" for c in group],
+            hovertemplate="%{hovertext}<br>" + metric + " %{y:.3f}<br>time to converge %{x:.0f} s<br>"
                           "latency %{customdata[0]:.1f} ms<br>trainable %{customdata[1]:,}<extra></extra>"))
+    if shown:  # room for the labels at both ends
+        fig.update_xaxes(range=[min(xs) - 0.3 * span_x, max(xs) + 0.3 * span_x])
     fig.update_layout(xaxis_title="predicted time to convergence (s, this machine)",
                       yaxis_title=f"predicted {metric} (10-90 % interval)", template="plotly_white",
                       height=420, margin={"t": 30}, legend={"orientation": "h", "y": -0.2})
@@ -249,24 +262,21 @@ e1, e2 = st.columns(2)
 with e1:
     st.markdown(f"**Export the top pick** ({best.method}): its configuration, a `train.py` that retrains it "
                 "and a README with the predicted numbers.")
-    # an upload gets a private copy on disk (the bundle's train.py reads it) only when asked
-    upload_path = st.session_state.get("upload", {}).get("path")
-    if ref is None and not upload_path:
-        st.button("Prepare the bundle", key="prepare_export",
-                  help="Writes a private copy of your data to your user folder: the bundle refers to it.")
-    current_ref = ref
-    if ref is None and (upload_path or st.session_state.get("prepare_export")):
-        current_ref = ui.upload_task_ref()
-    data = None
-    if current_ref is not None:
+    if st.button("Export top pick", icon=":material/archive:", key="export_top"):
         try:
-            data = ui.recommendation_zip(best.to_dict(), current_ref, rec.metafeatures.to_dict())
+            with st.spinner("Writing the bundle..."):
+                # an upload gets a private copy on disk now: the bundle's train.py reads it
+                current_ref = ref if ref is not None else ui.upload_task_ref()
+                data = ui.recommendation_zip(best.to_dict(), current_ref, rec.metafeatures.to_dict())
         except RecommenderError as exc:
             ui.show_error(exc)
-    if data is not None:
-        st.download_button("Export top pick", data, file_name=f"recommendation-{ui.safe_name(rec.task)}-"
-                           f"{best.method}.zip", mime="application/zip", icon=":material/download:",
-                           key="export_top")
+        else:
+            st.session_state["top_pick_zip"] = (task_key, best.to_dict(), data)
+    ready = st.session_state.get("top_pick_zip")
+    if ready and ready[0] == task_key and ready[1] == best.to_dict():  # only for what is on screen
+        st.download_button("Download the bundle (.zip)", ready[2], type="primary",
+                           file_name=f"recommendation-{ui.safe_name(rec.task)}-{best.method}.zip",
+                           mime="application/zip", icon=":material/download:", key="download_top")
 with e2:
     methods = list(dict.fromkeys(c.method for c in rec.candidates))
     st.markdown(f"**Verify with a search**: train {', '.join(methods)} with tuned hyperparameters under your "

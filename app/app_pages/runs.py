@@ -146,10 +146,11 @@ with tabs[0]:
     if timed.empty:
         st.info("No run with a time to convergence in this selection.")
     else:
-        fig = px.scatter(timed, x="time_to_best_s", y="quality", color="method", symbol="task", log_x=True,
+        fig = px.scatter(timed, x="time_to_best_s", y="quality", color="method", log_x=True,
                          hover_data=["task", "size", "status", "trainable_params", "latency_b1_ms"],
                          labels={"time_to_best_s": "time to convergence (s, log)", "quality": quality_label},
                          template="plotly_white", height=460)
+        fig.update_traces(marker_size=10)
         st.plotly_chart(fig, key="runs_quality_time")
     summary = ok.groupby("method").agg(
         runs=("metric", "size"), median_quality=("quality", "median"), best_quality=("quality", "max"),
@@ -176,7 +177,8 @@ with tabs[1]:
         table = chosen_batch.pivot_table(index="method", columns="merged", values="overhead_pct",
                                          aggfunc="median").reset_index()
         table.columns = [str(c) if c == "method" else f"median overhead % ({c})" for c in table.columns]
-        st.dataframe(table, hide_index=True)
+        st.dataframe(table, hide_index=True, column_config={
+            c: st.column_config.NumberColumn(format="%+.1f") for c in table.columns if c != "method"})
         st.caption("Unmerged: the adapter runs beside the frozen weights. Merged: its weights were folded into the "
                    "base model (only where the merge was verified to give the same outputs).")
 
@@ -185,10 +187,11 @@ with tabs[2]:
     if counted.empty:
         st.info("No run with trainable parameters counted in this selection.")
     else:
-        fig = px.scatter(counted, x="trainable_params", y="quality", color="method", symbol="task", log_x=True,
+        fig = px.scatter(counted, x="trainable_params", y="quality", color="method", log_x=True,
                          hover_data=["task", "size", "artifact_mb"],
                          labels={"trainable_params": "trainable parameters (log)", "quality": quality_label},
                          template="plotly_white", height=460)
+        fig.update_traces(marker_size=10)
         st.plotly_chart(fig, key="runs_params")
     table = ok.groupby("method").agg(
         trainable_params=("trainable_params", "median"), artifact_mb=("artifact_mb", "median"),

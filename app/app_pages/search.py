@@ -70,12 +70,23 @@ def launch_form() -> None:
                                   key="form_max_dev")
         warm = g3.checkbox("Warm start", value=True, key="form_warm",
                            help="Try the meta-model's top configurations first, then search around them.")
+        h1, h2 = st.columns([3, 1])
+        model = h1.text_input("Model: a local Hugging Face model folder (empty: the bundled all-MiniLM-L6-v2)",
+                              key="form_model", placeholder="bundled all-MiniLM-L6-v2",
+                              help="Must be an existing folder on this machine with config.json and weights. "
+                                   "Nothing is downloaded, and no code from the model folder is run.")
+        device = h2.selectbox("Device", ["auto", "cpu", "cuda"], key="form_device")
         submitted = st.form_submit_button("Start search", icon=":material/play_arrow:", type="primary")
     if not submitted:
         return
     from recommender.search.config import SearchConfig, TaskRef
 
     try:
+        model_path = None
+        if model.strip():
+            from recommender.models import resolve_model_path
+
+            model_path = str(resolve_model_path(model.strip()))  # an existing local model folder, or a clear error
         if task_choice.startswith(UPLOADED):
             ref = ui.upload_task_ref() or {}
         else:
@@ -86,7 +97,8 @@ def launch_form() -> None:
                               trial_time_budget=float(trial_time), n_trials=int(n_trials) if n_trials else None,
                               latency_budget_ms=latency, latency_batch=int(batch),
                               max_trainable_params=int(params) if params else None, objective=objective,
-                              sampler="nsga2" if objective == "pareto" else "tpe", warm_start=warm)
+                              sampler="nsga2" if objective == "pareto" else "tpe", warm_start=warm,
+                              model=model_path, device=device)
         pid = background.start_search_process(task_ref, ui.default_storage(), study.strip(), config)
     except RecommenderError as exc:
         ui.show_error(exc)
@@ -97,7 +109,7 @@ def launch_form() -> None:
 
 
 searches = background.list_searches()
-with st.expander("Start a search", expanded=not searches or "search_study" not in st.session_state,
+with st.expander("Start a search", expanded=not searches,
                  icon=":material/add:"):
     launch_form()
     searches = background.list_searches()
@@ -124,14 +136,19 @@ st.session_state["search_study"] = study
 @st.cache_data(max_entries=16, show_spinner=False)
 def importance_figure(storage: str, study: str, n_complete: int, metric: str) -> tuple[Any, str | None]:
     """Optuna's parameter importances (fANOVA), recomputed only when a trial completes."""
+    import warnings
+
     import optuna
 
     from recommender.search.study import load_search
 
     try:
         st_obj, config = load_search(storage, study)
-        target = (lambda t: t.values[0]) if config.objective == "pareto" else None
-        fig = optuna.visualization.plot_param_importances(st_obj, target=target, target_name=metric)
+        # optuna's default evaluator ranks params by how they lead to LOW targets: negate the metric
+        target = (lambda t: -t.values[0]) if config.objective == "pareto" else None
+        with warnings.catch_warnings():  # it warns about any custom target, negated or not
+            warnings.simplefilter("ignore", UserWarning)
+            fig = optuna.visualization.plot_param_importances(st_obj, target=target, target_name=metric)
         fig.update_layout(height=360, margin={"t": 40})
         return fig, None
     except Exception as exc:  # optuna raises many kinds on conditional spaces: show why, go on
@@ -175,6 +192,13 @@ def trials_figure(result: Any, objective: str) -> Any:
     return fig
 
 
+def formats(metric: str) -> dict[str, Any]:
+    return {metric: st.column_config.NumberColumn(format="%.4f"),
+            "time to best (s)": st.column_config.NumberColumn(format="%.1f"),
+            "latency (ms)": st.column_config.NumberColumn(format="%.1f"),
+            "trainable params": st.column_config.NumberColumn(format="localized")}
+
+
 def show_status(status: background.SearchStatus) -> None:
     result = status.result
     counts = result.counts if result else {}
@@ -200,7 +224,7 @@ def show_status(status: background.SearchStatus) -> None:
         st.dataframe([{"trial": t.number, "method": t.method, result.metric_name: t.metric,
                        "time to best (s)": t.time_to_best_s, "latency (ms)": t.latency_ms,
                        "trainable params": t.trainable_params, "hyperparameters": str(t.params)}
-                      for t in result.best], hide_index=True)
+                      for t in result.best], hide_index=True, column_config=formats(result.metric_name))
     elif result.nearest:
         st.warning("No trial met every constraint yet. Nearest: " + "; ".join(
             f"#{t.number} {t.method} ({', '.join(f'{k} over by {v:,.1f}' for k, v in t.violations.items())})"
@@ -226,7 +250,8 @@ def show_status(status: background.SearchStatus) -> None:
                        "time to best (s)": t.time_to_best_s, "latency (ms)": t.latency_ms,
                        "trainable params": t.trainable_params, "feasible": t.feasible,
                        "violations": ", ".join(f"{k} +{v:,.1f}" for k, v in t.violations.items()),
-                       "error": t.error or ""} for t in result.trials], hide_index=True)
+                       "error": t.error or ""} for t in result.trials], hide_index=True,
+                     column_config=formats(result.metric_name))
 
 
 def panel_body(study: str) -> None:
