@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib
 import json
 import math
 import os
@@ -815,6 +816,7 @@ def mergeable_by_design(name: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     params = build_params(args)
+    importlib.import_module("recommender")  # before torch: the library's OpenMP settings (passive waits)
     import torch
 
     if params.get("threads"):

@@ -159,14 +159,16 @@ def head_module_names(model: PreTrainedModel) -> list[str]:
 def count_parameters(model: PreTrainedModel) -> dict[str, int]:
     """Trainable parameters in the encoder (the method's own) and in the head; total and embedding."""
     prefix = model.base_model_prefix + "."
-    method = head = total = embedding = 0
+    method = head = total = embedding = trainable_embedding = 0
     for name, p in model.named_parameters():
         total += p.numel()
         if ".embeddings." in name and "prompt" not in name:
             embedding += p.numel()
+            trainable_embedding += p.numel() if p.requires_grad else 0
         if p.requires_grad:
             if name.startswith(prefix):
                 method += p.numel()
             else:
                 head += p.numel()
-    return {"trainable": method, "head": head, "total": total, "embedding": embedding}
+    return {"trainable": method, "head": head, "total": total, "embedding": embedding,
+            "trainable_embedding": trainable_embedding}

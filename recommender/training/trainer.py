@@ -606,7 +606,8 @@ class _Run:
         if total is not None:
             flops_per_token = _train_flops_per_token(
                 self.method, total - measurements.get("embedding", 0),
-                (trainable or 0) + measurements.get("head", 0))
+                # embedding gradients are sparse row updates, not matrix multiplies
+                (trainable or 0) + measurements.get("head", 0) - measurements.get("trainable_embedding", 0))
         params = {**self.method.config.to_dict(),
                   **{k: v for k, v in vars(self.config).items()}, "learning_rate": self.lr}
         return RunResult(
