@@ -19,6 +19,7 @@ method measured (0, i.e. never dominated, until one has finished).
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -172,8 +173,12 @@ def create_search_study(task_ref: TaskRef, storage: str | None, study_name: str,
     return study
 
 
-def make_sampler(config: SearchConfig) -> Any:
+def make_sampler(config: SearchConfig, seed_offset: int = 0) -> Any:
+    """The study's sampler; workers pass distinct ``seed_offset`` so their random start-up
+    trials differ (constant liar only helps once TPE models the history)."""
     import optuna
+
+    config = SearchConfig.from_dict({**config.to_dict(), "seed": config.seed + seed_offset})
 
     if config.sampler == "random":
         return optuna.samplers.RandomSampler(seed=config.seed)
@@ -181,7 +186,7 @@ def make_sampler(config: SearchConfig) -> Any:
         return optuna.samplers.NSGAIISampler(seed=config.seed, population_size=8)
     # constant_liar keeps parallel workers from sampling the same point
     return optuna.samplers.TPESampler(seed=config.seed, multivariate=True, group=True, constant_liar=True,
-                                      n_startup_trials=5, warn_independent_sampling=False)
+                                      n_startup_trials=5)
 
 
 def make_pruner(config: SearchConfig) -> Any:
@@ -215,7 +220,8 @@ class _Objective:
 
         method, params = suggest(trial, self.methods)
         seconds = self.trial_budget()
-        if seconds is not None and seconds - self.startup < MIN_TRIAL_SECONDS / 2:
+        # only the *total* budget can run out; a short trial budget alone never stops the search
+        if self.deadline is not None and seconds is not None and seconds - self.startup < MIN_TRIAL_SECONDS / 2:
             self.stopped_for_budget = True
             self.study.stop()
             raise optuna.TrialPruned("no time left in the search budget for this trial")
@@ -309,7 +315,7 @@ def _dominates(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
 
 # --- running -----------------------------------------------------------------------------
 def _optimize(study: Any, config: SearchConfig, n_trials: int | None, time_budget: float | None,
-              progress: Progress | None, start: float | None = None) -> float:
+              progress: Progress | None, start: float | None = None, seed_offset: int = 0) -> float:
     import optuna
 
     info = study.user_attrs[STUDY_ATTR]
@@ -318,7 +324,7 @@ def _optimize(study: Any, config: SearchConfig, n_trials: int | None, time_budge
     deadline = start + time_budget if time_budget is not None else None
     objective = _Objective(study, task_ref, config, list(info["methods"]), deadline, progress)
     study.pruner = make_pruner(config)  # pruners are not stored; set for this process
-    study.sampler = make_sampler(config)
+    study.sampler = make_sampler(config, seed_offset)
     target = n_trials
 
     def after_trial(study: Any, trial: Any) -> None:
@@ -384,7 +390,8 @@ def run_worker(storage: str, study_name: str, *, n_trials: int | None = None, ti
         raise StorageError(f"study {study_name!r} was not created by `recommender search`")
     config = SearchConfig.from_dict(info["config"])
     elapsed = _optimize(study, config, n_trials if n_trials is not None else config.n_trials,
-                        time_budget if time_budget is not None else config.time_budget, progress)
+                        time_budget if time_budget is not None else config.time_budget, progress,
+                        seed_offset=os.getpid())
     return summarize(study, config, elapsed)
 
 
