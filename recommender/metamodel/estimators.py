@@ -110,11 +110,17 @@ class MetaModel:
             mask = np.isfinite(y)
             if mask.sum() >= 5:
                 self.models_[name] = QuantileGradientBoosting(
-                    self.quantiles, max_iter=self.max_iter, random_state=self.random_state).fit(X[mask], y[mask])
+                    self.quantiles, max_iter=self._iterations(int(mask.sum())),
+                    random_state=self.random_state).fit(X[mask], y[mask])
         self.rows_ = rows
         self.targets_ = targets
         self.n_runs_ = len(rows)
         return self
+
+    def _iterations(self, n_rows: int) -> int:
+        """Fewer boosting rounds on a small knowledge base: there is little to fit, and each
+        round has a fixed cost."""
+        return int(min(self.max_iter, 20 + n_rows // 2))
 
     def matrix(self, rows: Sequence[dict[str, Any]]) -> np.ndarray:
         columns, X = design_matrix(rows, self.methods_)

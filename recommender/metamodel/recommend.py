@@ -100,8 +100,11 @@ def _storage(method: str, model_mb: float, artifact_mb: float, n_tasks: int) -> 
 
 
 def recommend(task: Any, budgets: UserBudgets | None = None, *, top: int = 5, model: MetaModel | None = None,
-              metafeatures: MetaFeatures | None = None, storage: str | None = None) -> Recommendation:
+              metafeatures: MetaFeatures | None = None, storage: str | None = None,
+              explain: bool = True) -> Recommendation:
     """Rank fine-tuning strategies for ``task`` (a Task, or None with ``metafeatures``).
+
+    ``explain=False`` skips the nearest tasks and feature importances (for warm starts).
 
     >>> recommend(load_task("glue_rte"), UserBudgets(latency_budget_ms=40))   # doctest: +SKIP
     """
@@ -163,12 +166,12 @@ def recommend(task: Any, budgets: UserBudgets | None = None, *, top: int = 5, mo
         c.why = _why(c, budgets)
     feasible_found = any(c.feasible for c in candidates)
     binding, advice = (None, None) if feasible_found else _binding_budget(candidates)
-    neighbours = nearest_tasks(model, mf)
+    neighbours = nearest_tasks(model, mf) if explain else []
     return Recommendation(
         task=getattr(task, "name", "task"), metric_name=getattr(getattr(task, "spec", None), "metric", "metric"),
         metafeatures=mf, budgets=budgets, candidates=shown, feasible_found=feasible_found,
         binding_budget=binding, relax_advice=advice, nearest_tasks=neighbours,
-        top_features=top_features(model), hardware={"device": budgets.hardware, "seq_len": seq_len, **hw},
+        top_features=top_features(model) if explain else [], hardware={"device": budgets.hardware, "seq_len": seq_len, **hw},
         n_runs=model.n_runs_)
 
 

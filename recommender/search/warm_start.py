@@ -37,7 +37,7 @@ class MetaModelTopK:
             model = load_metamodel(self.storage)
         except DataError:
             return MethodDefaults().configs(task, metafeatures, methods)
-        rec = recommend(task, metafeatures=metafeatures, model=model, top=1000)
+        rec = recommend(task, metafeatures=metafeatures, model=model, top=1000, explain=False)
         out: list[dict[str, Any]] = []
         covered: set[str] = set()
         for candidate in rec.candidates:  # best first; one configuration per method
