@@ -48,7 +48,6 @@ Ratios are only meaningful within one run: the machine may be shared. Prints tab
 from __future__ import annotations
 
 import argparse
-import copy
 import importlib
 import json
 import math
@@ -67,6 +66,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from _params import deep_merge, set_dotted  # noqa: E402 - benchmarks/ is on sys.path
+
 HERE = Path(__file__).resolve().parent
 DEFAULT_PARAMS = HERE / "params" / "trainer.json"
 DEFAULT_OUT = HERE / "results" / "trainer.json"
@@ -74,33 +75,6 @@ SECTIONS = ("throughput", "padding", "flops", "methods")
 
 
 # -- parameters ------------------------------------------------------------------------------------
-def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    """``over`` wins; nested dicts merge, everything else (lists included) is replaced."""
-    out = copy.deepcopy(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-def set_dotted(params: dict[str, Any], assignment: str) -> None:
-    """``a.b=VALUE``: VALUE parsed as JSON when it is JSON, else kept as a string."""
-    if "=" not in assignment:
-        raise SystemExit(f"--set {assignment!r}: expected section.key=value")
-    key, raw = assignment.split("=", 1)
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = raw
-    node = params
-    parts = key.split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
