@@ -214,8 +214,11 @@ def infer_spec(
     if task_type is None:
         if {"question", "context", "answers"} <= lowered:
             task_type = "extractive_qa"
-        elif "tokens" in lowered and isinstance(rows[0].get(_pick(columns, label_col, LABEL_CANDIDATES, "label") or ""), list):
-            task_type = "token_classification"
+        elif "tokens" in lowered:
+            # token-level labels are lists, one tag per token
+            tag_col = _pick(columns, label_col, LABEL_CANDIDATES, "label")
+            if isinstance(rows[0].get(tag_col or ""), list):
+                task_type = "token_classification"
     if task_type == "extractive_qa":
         text_col, text_pair_col, label_col = "question", "context", "answers"
         for col in (text_col, text_pair_col, label_col):
