@@ -64,7 +64,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from _params import deep_merge, set_dotted  # noqa: E402 - benchmarks/ is on sys.path
+from _params import deep_merge, load_avg, set_dotted, table  # noqa: E402 - benchmarks/ is on sys.path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -129,13 +129,6 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def load_avg() -> float | None:
-    try:
-        return round(os.getloadavg()[0], 2)
-    except OSError:
-        return None
-
-
 def fmt(value: Any, spec: str = ".1f") -> str:
     if value is None:
         return "-"
@@ -146,16 +139,6 @@ def fmt(value: Any, spec: str = ".1f") -> str:
 
 def pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
-
-
-def table(headers: list[str], rows: list[list[Any]]) -> str:
-    cells = [[str(c) for c in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
-    line = " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
-    sep = "-+-".join("-" * w for w in widths)
-    body = [" | ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
-            for r in cells]
-    return "\n".join([line, sep, *body])
 
 
 def median(values: list[float]) -> float | None:
