@@ -73,23 +73,34 @@ def digest(*parts: Any) -> str:
 
 # --- cached library resources ----------------------------------------------------------------
 def knowledge_base_key() -> tuple[str, float]:
-    """The knowledge base file and its modification time: a new sweep result refits the model."""
+    """The knowledge base file and its modification time."""
     from recommender.knowledge_base import default_path
 
     path = default_path()
     return str(path), path.stat().st_mtime if path.exists() else 0.0
 
 
-@st.cache_resource(max_entries=2, show_spinner="Fitting the meta-model on the knowledge base...")
-def _metamodel(kb_key: tuple[str, float]) -> Any:
+def knowledge_key() -> tuple[str, float, str, float]:
+    """What the meta-model learns from, with versions: the knowledge base file and the app's run
+    store (the searches run here). A new sweep result or a finished search refits the model."""
+    from recommender.metamodel.recommend import storage_version
+
+    storage = default_storage()
+    return (*knowledge_base_key(), storage, storage_version(storage))
+
+
+@st.cache_resource(max_entries=2, show_spinner="Fitting the meta-model on the knowledge base and your runs...")
+def _metamodel(key: tuple[str, float, str, float]) -> Any:
     from recommender.metamodel.recommend import load_metamodel
 
-    return load_metamodel(kb_path=Path(kb_key[0]))
+    kb_path, _, storage, version = key
+    return load_metamodel(storage=storage if version else None, kb_path=Path(kb_path))
 
 
 def metamodel() -> Any:
-    """The fitted meta-model, shared by every session until the knowledge base changes."""
-    return _metamodel(knowledge_base_key())
+    """The fitted meta-model, shared by every session until the knowledge base or the run store
+    changes."""
+    return _metamodel(knowledge_key())
 
 
 @st.cache_resource(max_entries=8, show_spinner="Loading the task...")

@@ -17,6 +17,10 @@ One run measures::
               only counts with >= 2 scored runs. Writes the summary to
               ``data/knowledge_base/evaluation.json`` and a bar chart of top-1 regret per
               approach to ``data/knowledge_base/evaluation.png``.
+  warm_start  (a2) warm-started vs cold TPE search, replayed on the measured runs
+              (``recommender.metamodel.replay``): per held-out (task, size), trials until a
+              result within 1 point of the best measured one, cold vs with the meta-model's
+              top-k enqueued first; added to ``evaluation.json``.
   latency     (b) recommendation latency once the model is loaded: median of N calls of
               ``recommend()`` with a cached ``MetaModel`` and precomputed meta-features (the first
               call, which may calibrate the machine and computes feature importance, is shown
@@ -26,7 +30,8 @@ One run measures::
               resampled onto synthetic tasks (perturbed meta-features, new fingerprints) with
               perturbed learning rate, metric, time to convergence and memory. Times the whole
               fit (training table + design matrix + 6 targets x 3 quantile
-              ``HistGradientBoostingRegressor``s) and the table/matrix part alone.
+              ``HistGradientBoostingRegressor``s, each on at most ``fit.max_samples`` rows) and
+              the table/matrix part alone.
 
 Prints tables and writes ``benchmarks/results/metamodel.json``. Parameters:
 ``benchmarks/params/metamodel.json``. Timings are only comparable within one run: the machine
@@ -63,7 +68,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DEFAULT_PARAMS = HERE / "params" / "metamodel.json"
 DEFAULT_OUT = HERE / "results" / "metamodel.json"
-SECTIONS = ("evaluation", "latency", "fit")
+SECTIONS = ("evaluation", "warm_start", "latency", "fit")
 APPROACHES = ("metamodel", "always_full_ft", "always_lora", "best_on_average", "random")
 
 
@@ -133,7 +138,7 @@ def kb_file(params: dict[str, Any]) -> Path:
 # -- (a) leave-one-task-out ------------------------------------------------------------------------
 def group_diagnostics(rows: list[Any]) -> list[dict[str, Any]]:
     """Per task group: what ``evaluate`` can do with it, and why not when it cannot."""
-    from recommender.metamodel.evaluate import _scores, task_group
+    from recommender.metamodel.evaluate import scored_runs, task_group
 
     by_group: dict[str, list[Any]] = defaultdict(list)
     for r in rows:
@@ -143,7 +148,7 @@ def group_diagnostics(rows: list[Any]) -> list[dict[str, Any]]:
         test = by_group[group]
         train_sets = {(r.metafeatures.fingerprint, r.size) for r in rows if task_group(r) != group}
         train_fingerprints = {r.metafeatures.fingerprint for r in rows if task_group(r) != group}
-        scored = _scores(test)
+        scored = scored_runs(test)
         usable = {f"{runs[0].task}:n{size}": len(runs) for (_, size), runs in scored.items() if len(runs) >= 2}
         if len(train_fingerprints) < 2:
             status = (f"skipped: the other groups hold {len(train_sets)} (task, size) set(s); "
@@ -161,7 +166,7 @@ def baseline_extras(rows: list[Any], seed: int) -> dict[str, Any]:
     """Figures ``evaluate`` does not report, on the same held-out units (see the module doc)."""
     import numpy as np
 
-    from recommender.metamodel.evaluate import _average_gap_by_method, _scores, task_group
+    from recommender.metamodel.evaluate import _average_gap_by_method, scored_runs, task_group
     from recommender.metamodel.features import run_targets
 
     rng = random.Random(seed + 1)
@@ -176,7 +181,7 @@ def baseline_extras(rows: list[Any], seed: int) -> dict[str, Any]:
         avg = _average_gap_by_method(train)
         medians: dict[str, dict[str, float]] = {"log_cost": {}, "latency_ratio_b1": {}}
         values: dict[str, dict[str, list[float]]] = {k: defaultdict(list) for k in medians}
-        for runs in _scores(train).values():
+        for runs in scored_runs(train).values():
             for r in runs:
                 truth = run_targets(r.result)
                 for k in medians:
@@ -184,7 +189,7 @@ def baseline_extras(rows: list[Any], seed: int) -> dict[str, Any]:
                         values[k][r.result.method].append(truth[k])
         for k in medians:
             medians[k] = {m: float(np.median(v)) for m, v in values[k].items()}
-        for runs in _scores(test).values():
+        for runs in scored_runs(test).values():
             if len(runs) < 2:
                 continue
             measured = [r.result.best_metric for r in runs]
@@ -298,6 +303,42 @@ def section_evaluation(params: dict[str, Any], out: dict[str, Any], tables: list
                     f"task groups, {time.strftime('%Y-%m-%d')})", reason)
         record["written"] = [rel(json_path), rel(png_path)]
         lines.append(f"wrote {rel(json_path)} and {rel(png_path)}")
+    tables.append("\n".join(lines))
+
+
+# -- (a2) warm-started vs cold search, replayed on the measured runs -------------------------------
+def section_warm_start(params: dict[str, Any], out: dict[str, Any], tables: list[str]) -> None:
+    from recommender.knowledge_base import load_knowledge_base
+    from recommender.metamodel.replay import warm_start_replay
+
+    cfg = params["warm_start"]
+    path = kb_file(params)
+    rows = load_knowledge_base(path)
+    t0 = time.perf_counter()
+    summary = warm_start_replay(rows, k=int(cfg["k"]), tolerance=float(cfg["tolerance"]),
+                                n_seeds=int(cfg["n_seeds"]), max_iter=int(params["evaluation"]["max_iter"]))
+    seconds = time.perf_counter() - t0
+    summary["seconds"] = seconds
+    out["warm_start"] = summary
+    body = [[f"{s['task']} n={s['size']}", s["n_configs"], fmt(s["cold_trials"], ".1f"), fmt(s["warm_trials"], ".1f"),
+             fmt(s["ratio"], ".2f")] for s in summary["sets"]]
+    lines = [f"(a2) Warm-started vs cold TPE, replayed on {rel(path)} (leave-one-task-out; a trial returns the "
+             f"measured metric): trials to within {summary['tolerance']:g} of the task's best, mean of "
+             f"{summary['n_seeds']} seeds, warm start = meta-model top-{summary['k']}; {seconds:.0f}s",
+             table(["held-out set", "configs", "cold trials", "warm trials", "warm/cold"], body)]
+    if summary["n_sets"]:
+        ratio = summary["ratio_of_means"]
+        lines.append(f"mean trials: cold {summary['mean_cold_trials']:.1f}, warm {summary['mean_warm_trials']:.1f}; "
+                     f"warm/cold {ratio:.2f} (median per set {summary['median_ratio']:.2f}; aim <= 0.33: "
+                     f"{'PASS' if ratio <= 1 / 3 else 'FAIL'})")
+    else:
+        lines.append("no held-out set with enough measured configurations")
+    eval_json = ROOT / params["evaluation"]["evaluation_json"]
+    if params["evaluation"].get("write_kb_files", True) and eval_json.exists():
+        record = json.loads(eval_json.read_text(encoding="utf-8"))
+        record["warm_start"] = summary
+        eval_json.write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+        lines.append(f"added to {rel(eval_json)}")
     tables.append("\n".join(lines))
 
 
@@ -419,7 +460,8 @@ def section_fit(params: dict[str, Any], out: dict[str, Any], tables: list[str]) 
     load_before = load_avg()
     t0 = time.perf_counter()
     c0 = time.process_time()
-    model = MetaModel(max_iter=int(cfg["max_iter"])).fit(rows)
+    max_samples = None if cfg.get("max_samples") is None else int(cfg["max_samples"])
+    model = MetaModel(max_iter=int(cfg["max_iter"]), max_samples=max_samples).fit(rows)
     fit_s = time.perf_counter() - t0
     cpu_s = time.process_time() - c0
     threads = max((i.get("num_threads", 1) for i in threadpool_info() if i.get("user_api") == "openmp"), default=None)
@@ -429,7 +471,7 @@ def section_fit(params: dict[str, Any], out: dict[str, Any], tables: list[str]) 
     target = float(cfg["target_s"])
     out["fit"] = {"n_runs": len(rows), "n_tasks": int(cfg["n_tasks"]), "n_features": len(columns),
                   "n_methods": len(methods), "targets": list(model.models_), "quantiles": list(model.quantiles),
-                  "max_iter": int(cfg["max_iter"]), "build_synthetic_s": build_s, "table_and_matrix_s": prep_s,
+                  "max_iter": int(cfg["max_iter"]), "max_samples": max_samples, "build_synthetic_s": build_s, "table_and_matrix_s": prep_s,
                   "fit_s": fit_s, "fit_cpu_s": cpu_s, "estimators_s_approx": fit_s - prep_s,
                   "openmp_threads": threads, "single_thread_below_rows": SINGLE_THREAD_ROWS,
                   "per_target": per_target, "target_s": target, "meets_target": fit_s < target,
@@ -437,7 +479,8 @@ def section_fit(params: dict[str, Any], out: dict[str, Any], tables: list[str]) 
     rows_out = [["synthetic runs / tasks / features", f"{len(rows):,} / {int(cfg['n_tasks']):,} / {len(columns)}"],
                 ["build the synthetic rows (not timed in the fit)", f"{build_s:.1f} s"],
                 ["training_table + design_matrix alone", f"{prep_s:.1f} s"],
-                [f"MetaModel.fit, {len(model.models_)} targets x {len(model.quantiles)} quantiles", f"{fit_s:.1f} s"],
+                [f"MetaModel.fit, {len(model.models_)} targets x {len(model.quantiles)} quantiles, "
+                 f"<= {max_samples or len(rows):,} rows each", f"{fit_s:.1f} s"],
                 ["  of which estimators (fit - table/matrix)", f"{fit_s - prep_s:.1f} s"],
                 ["  process CPU time of the fit", f"{cpu_s:.1f} s"],
                 ["boosting iterations per target (early stopping)",
@@ -466,7 +509,8 @@ def main(argv: list[str] | None = None) -> int:
         if name in params["sections"]:
             t0 = time.perf_counter()
             log(f"section {name} (load {load_avg()})")
-            {"evaluation": section_evaluation, "latency": section_latency, "fit": section_fit}[name](params, out, tables)
+            {"evaluation": section_evaluation, "warm_start": section_warm_start, "latency": section_latency,
+             "fit": section_fit}[name](params, out, tables)
             timings[name] = time.perf_counter() - t0
     total = time.perf_counter() - started
     env = describe_environment("cpu", with_calibration=False).to_dict()

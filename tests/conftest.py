@@ -73,3 +73,24 @@ def bundled_tokenizer() -> Any:
 
     return AutoTokenizer.from_pretrained(str(bundled_model_path()), local_files_only=True)
 
+
+
+def _copy_runs_into_storage(rows: Sequence[Any], url: str, study_name: str) -> None:
+    """Write knowledge-base rows as the finished trials of a search study, as a user's search would."""
+    import optuna
+
+    from recommender.store import SCHEMA_VERSION, STUDY_ATTR, open_storage, result_attrs
+
+    study = optuna.create_study(study_name=study_name, storage=open_storage(url, heartbeat=False),
+                                direction="maximize", load_if_exists=True)
+    study.set_user_attr(STUDY_ATTR, {"schema": SCHEMA_VERSION, "kind": "search", "task_name": rows[0].task,
+                                     "metafeatures": rows[0].metafeatures.to_dict()})
+    for row in rows:
+        study.add_trial(optuna.trial.create_trial(value=row.result.best_metric, params={}, distributions={},
+                                                  user_attrs=result_attrs(row.result)))
+
+
+@pytest.fixture
+def copy_runs_into_storage() -> Any:
+    """``copy(rows, storage_url, study_name)``: knowledge-base rows become a search's trials."""
+    return _copy_runs_into_storage

@@ -105,6 +105,21 @@ def test_recommendation_for_a_bundled_task_appears_and_reacts_to_budgets(home):
     assert elapsed < 10, f"a budget change took {elapsed:.1f}s (the meta-model should be cached)"
 
 
+def test_recommendations_also_learn_from_the_searches_in_the_apps_run_store(home, copy_runs_into_storage):
+    from recommender.knowledge_base import load_knowledge_base
+    from recommender.metamodel.recommend import load_metamodel
+    from recommender.paths import default_storage_url
+
+    if kb_runs() < 5:
+        pytest.skip("the knowledge base has fewer than 5 runs")
+    shipped = load_metamodel().n_runs_
+    usable = [r for r in load_knowledge_base() if r.result.has_metric and r.result.status == "complete"]
+    copy_runs_into_storage(usable[:3], default_storage_url(), "search:from-the-app")
+    at = app("recommend.py")
+    assert_clean(at)
+    assert any(f"Learned from {shipped + 3} past runs" in c for c in texts(at.caption)), texts(at.caption)
+
+
 def test_verify_with_a_search_starts_a_background_search_on_the_top_methods(home):
     from recommender.search.background import search_status, stop_search
 
@@ -333,21 +348,24 @@ def test_pareto_search_shows_its_front_and_importances(home):
 
 # --- library side ------------------------------------------------------------------------------
 def test_background_search_command_maps_the_config_and_refuses_what_it_cannot_pass():
+    from recommender.cli import _load_extra_commands, build_parser
     from recommender.search.background import search_command
     from recommender.search.config import SearchConfig, TaskRef
 
-    cmd = search_command(TaskRef("glue_rte", {"label_col": "y"}, max_train=64), "sqlite:///x.db", "s",
-                         SearchConfig(methods=("lora", "ia3"), time_budget=90, latency_budget_ms=40.0,
-                                      objective="pareto", warm_start=True))
+    cmd = search_command(TaskRef("glue_rte", {"label_col": "y", "language": "de"}, max_train=64), "sqlite:///x.db",
+                         "s", SearchConfig(methods=("lora", "ia3"), time_budget=90, latency_budget_ms=40.0,
+                                           objective="pareto", warm_start=True, patience=5, evals_per_epoch=4.0))
     assert cmd[1:5] == ["-m", "recommender.cli", "search", "glue_rte"]
     joined = " ".join(cmd)
     for part in ("--methods lora,ia3", "--time-budget 90", "--latency-budget-ms 40.0", "--objective pareto",
-                 "--warm-start", "--max-train 64", "--label-col y", "--json"):
+                 "--warm-start", "--max-train 64", "--label-col y", "--language de", "--patience 5",
+                 "--evals-per-epoch 4.0", "--json"):
         assert part in joined
-    with pytest.raises(ConfigError, match="patience"):
-        search_command(TaskRef("glue_rte"), "sqlite:///x.db", "s", SearchConfig(n_trials=1, patience=5))
+    _load_extra_commands()  # the real parser reads every flag back
+    args = build_parser().parse_args(cmd[3:])
+    assert (args.patience, args.evals_per_epoch, args.language, args.label_col) == (5, 4.0, "de", "y")
     with pytest.raises(ConfigError, match="overrides"):
-        search_command(TaskRef("glue_rte", {"language": "en"}), "sqlite:///x.db", "s", SearchConfig(n_trials=1))
+        search_command(TaskRef("glue_rte", {"max_length": 64}), "sqlite:///x.db", "s", SearchConfig(n_trials=1))
 
 
 def test_app_command_binds_localhost_and_finds_the_app():

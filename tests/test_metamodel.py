@@ -19,6 +19,23 @@ def test_quantile_regressor_passes_scikit_learn_estimator_checks(estimator, chec
     check(estimator)
 
 
+def test_max_samples_caps_the_rows_each_quantile_sees():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 3))
+    y = X[:, 0] * 2 + rng.normal(scale=0.1, size=400)
+    capped = QuantileGradientBoosting(max_iter=20, max_samples=100).fit(X, y)
+    full = QuantileGradientBoosting(max_iter=20, max_samples=None).fit(X, y)
+    assert all(e._n_features == 3 for e in capped.estimators_)  # fitted
+    assert np.corrcoef(capped.predict(X), y)[0, 1] > 0.9  # a subset still learns the signal
+    assert not np.allclose(capped.predict(X), full.predict(X))  # and it really is a subset
+    again = QuantileGradientBoosting(max_iter=20, max_samples=100).fit(X, y)
+    assert np.array_equal(again.predict(X), capped.predict(X))  # seeded
+    with pytest.raises(ValueError, match="max_samples"):
+        QuantileGradientBoosting(max_samples=0).fit(X, y)
+
+
 @pytest.fixture(scope="module")
 def kb_rows():
     return load_knowledge_base()
@@ -54,6 +71,20 @@ def test_meta_model_fits_and_predicts_intervals(fitted, kb_rows):
         assert (q[:, 0] <= q[:, 1]).all() and (q[:, 1] <= q[:, 2]).all(), name
 
 
+def test_meta_model_learns_from_the_users_storage_and_refits_when_it_grows(kb_rows, tmp_path,
+                                                                           copy_runs_into_storage):
+    from recommender.metamodel.recommend import load_metamodel
+
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    shipped = load_metamodel().n_runs_
+    usable = [r for r in kb_rows if r.result.has_metric and r.result.status in ("complete", "budget_exhausted")]
+    copy_runs_into_storage(usable[:3], url, "search:mine")
+    assert load_metamodel(url).n_runs_ == shipped + 3
+    copy_runs_into_storage(usable[3:5], url, "search:mine")
+    assert load_metamodel(url).n_runs_ == shipped + 5  # a grown storage is refitted, not served stale
+    assert load_metamodel().n_runs_ == shipped  # and the knowledge base alone is unchanged
+
+
 def test_leave_one_task_out_evaluation_runs(kb_rows):
     from recommender.metamodel.evaluate import evaluate
 
@@ -62,6 +93,28 @@ def test_leave_one_task_out_evaluation_runs(kb_rows):
     if summary["n_groups"] >= 3:  # holding one group out must leave two tasks to learn from
         assert "metamodel" in summary and summary["metamodel"]["top1_regret"] >= 0
         assert {"random", "always_full_ft"} & set(summary)
+
+
+def test_trials_to_target_counts_the_enqueued_warm_start_first():
+    from recommender.metamodel.replay import trials_to_target
+
+    values = {f"m{i}": 0.5 + i / 100 for i in range(8)} | {"best": 0.9}
+    assert trials_to_target(values, 0.89, enqueue=["best"]) == 1
+    assert trials_to_target(values, 0.89, enqueue=["m1", "best"]) == 2
+    cold = [trials_to_target(values, 0.89, seed=s) for s in range(5)]
+    assert all(1 <= n <= 3 * len(values) + 1 for n in cold) and max(cold) > 1
+    assert trials_to_target({"a": 0.1, "b": 0.2}, 0.5) == 7  # never reached: the cap + 1 (censored)
+
+
+def test_warm_start_replay_runs_leave_one_task_out(kb_rows):
+    from recommender.metamodel.replay import warm_start_replay
+
+    summary = warm_start_replay(kb_rows, k=3, n_seeds=2, max_iter=30)
+    assert summary["n_sets"] == len(summary["sets"])
+    for s in summary["sets"]:
+        assert s["n_configs"] >= 4 and s["cold_trials"] >= 1 and s["warm_trials"] >= 1
+    if summary["n_sets"]:
+        assert summary["ratio_of_means"] > 0
 
 
 def test_recommendation_ranks_feasible_first_and_respects_a_tight_latency_budget(fitted, rte):

@@ -240,6 +240,10 @@ def test_a_killed_worker_trial_is_failed_and_retried():
     time.sleep(3)  # mid-trial
     running = [t.number for t in study.get_trials() if t.state.name == "RUNNING"]
     assert running, "the first worker never started a trial"
+    from recommender.search.study import load_search, summarize
+
+    watched = summarize(*load_search(POSTGRES_URL, name))  # what a watcher sees mid-search
+    assert watched.counts.get("RUNNING", 0) >= 1 and all(t.state != "RUNNING" for t in watched.trials)
     os.killpg(victim.pid, signal.SIGKILL)
     victim.wait()
     time.sleep(5)  # let the heartbeat go stale

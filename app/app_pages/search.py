@@ -206,7 +206,9 @@ def show_status(status: background.SearchStatus) -> None:
     c1.metric("State", status.state)
     c2.metric("Elapsed", f"{status.elapsed_s:,.0f} s")
     c3.metric("Time left", "-" if status.time_left_s is None else f"{status.time_left_s:,.0f} s")
-    c4.metric("Trials finished", sum(counts.values()))
+    finished = sum(n for state, n in counts.items() if state not in ("RUNNING", "WAITING"))
+    c4.metric("Trials finished", finished,
+              help=f"{counts.get('RUNNING', 0)} running, {counts.get('WAITING', 0)} queued")
     c5.metric("Complete / pruned / failed",
               f"{counts.get('COMPLETE', 0)} / {counts.get('PRUNED', 0)} / {counts.get('FAIL', 0)}")
     if status.time_budget and status.alive:

@@ -62,7 +62,12 @@ def cmd_meta_evaluate(args: argparse.Namespace) -> int:
     from recommender.metamodel.evaluate import evaluate
     from recommender.metamodel.recommend import knowledge_rows
 
-    summary = evaluate(knowledge_rows(args.storage))
+    rows = knowledge_rows(args.storage)
+    summary = evaluate(rows)
+    if args.warm_start:
+        from recommender.metamodel.replay import warm_start_replay
+
+        summary["warm_start"] = warm_start_replay(rows, k=args.warm_start_k)
     text = json.dumps(summary, indent=1)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
@@ -93,6 +98,9 @@ def register(sub: Any) -> None:
     p = meta_sub.add_parser("evaluate", help="leave-one-task-out evaluation against baselines")
     p.add_argument("--storage")
     p.add_argument("--out", help="write the JSON summary here too")
+    p.add_argument("--warm-start", action="store_true",
+                   help="also replay warm-started vs cold TPE searches on the measured runs")
+    p.add_argument("--warm-start-k", type=int, default=5, help="configurations the warm start enqueues")
     p.set_defaults(func=cmd_meta_evaluate)
 
 

@@ -34,7 +34,8 @@ def task_group(row: Any) -> str:
     return row.task
 
 
-def _scores(rows: Sequence[Any]) -> dict[tuple[str, int], list[Any]]:
+def scored_runs(rows: Sequence[Any]) -> dict[tuple[str, int], list[Any]]:
+    """Runs with a usable metric, by (task fingerprint, training-set size)."""
     by_key: dict[tuple[str, int], list[Any]] = defaultdict(list)
     for r in rows:
         if r.result.has_metric and r.result.status not in ("failed", "oom"):
@@ -56,7 +57,7 @@ def evaluate(kb_rows: Sequence[Any], *, seed: int = 0, max_iter: int = 200) -> d
             continue
         model = MetaModel(max_iter=max_iter).fit(train)
         avg = _average_gap_by_method(train)
-        for (_, _size), runs in _scores(test).items():
+        for (_, _size), runs in scored_runs(test).items():
             if len(runs) < 2:
                 continue
             measured = np.array([r.result.best_metric for r in runs])
@@ -104,7 +105,7 @@ def evaluate(kb_rows: Sequence[Any], *, seed: int = 0, max_iter: int = 200) -> d
 
 def _average_gap_by_method(rows: Sequence[Any]) -> dict[str, float]:
     gaps: dict[str, list[float]] = defaultdict(list)
-    for runs in _scores(rows).values():
+    for runs in scored_runs(rows).values():
         best = max(r.result.best_metric for r in runs)
         for r in runs:
             gaps[r.result.method].append(r.result.best_metric - best)

@@ -42,12 +42,25 @@ def knowledge_rows(storage: str | None = None, kb_path: Path | None = None) -> l
 
 
 @lru_cache(maxsize=4)
-def _fitted(storage: str | None, kb_path: str | None, kb_mtime: float) -> MetaModel:
+def _fitted(storage: str | None, kb_path: str | None, kb_mtime: float, storage_version: float) -> MetaModel:
     return MetaModel().fit(knowledge_rows(storage, Path(kb_path) if kb_path else None))
 
 
+def storage_version(storage: str | None) -> float:
+    """Changes whenever ``storage`` may hold new runs: a SQLite file's modification time; for a
+    database server, the current time (never reuse a fit: other workers may have written)."""
+    import time
+
+    if not storage:
+        return 0.0
+    if storage.startswith("sqlite:///"):
+        path = Path(storage[len("sqlite:///"):])
+        return path.stat().st_mtime if path.exists() else 0.0
+    return time.time()
+
+
 def load_metamodel(storage: str | None = None, kb_path: Path | None = None) -> MetaModel:
-    """Fit the meta-model on the knowledge base (+ storage); cached while the file is unchanged.
+    """Fit the meta-model on the knowledge base (+ storage); cached while neither changes.
 
     Refitting takes seconds, so the model is rebuilt from data instead of being unpickled.
     """
@@ -55,7 +68,7 @@ def load_metamodel(storage: str | None = None, kb_path: Path | None = None) -> M
 
     path = Path(kb_path or default_path())
     mtime = path.stat().st_mtime if path.exists() else 0.0
-    return _fitted(storage, str(path), mtime)
+    return _fitted(storage, str(path), mtime, storage_version(storage))
 
 
 # --- candidates ----------------------------------------------------------------------------

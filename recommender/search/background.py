@@ -34,7 +34,7 @@ from recommender.search.config import SearchConfig, TaskRef
 STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 #: TaskRef overrides the ``search`` command can pass on (its --text-col, ... flags)
 CLI_OVERRIDES = {"text_col": "--text-col", "text_pair_col": "--text-pair-col", "label_col": "--label-col",
-                 "task_type": "--task-type"}
+                 "task_type": "--task-type", "language": "--language"}
 STATES = ("starting", "running", "finished", "failed", "stopped")
 STOP_WAIT_S = 5.0
 
@@ -118,12 +118,6 @@ def _records() -> list[dict[str, Any]]:
 # --- starting ------------------------------------------------------------------------------
 def search_command(task_ref: TaskRef, storage: str, study_name: str, config: SearchConfig) -> list[str]:
     """The ``recommender search`` command line that runs this search (``--json`` output)."""
-    defaults = SearchConfig(n_trials=1)
-    for name in ("patience", "evals_per_epoch"):
-        if getattr(config, name) != getattr(defaults, name):
-            raise ConfigError(f"SearchConfig.{name}={getattr(config, name)!r} cannot be passed to a background "
-                              f"search (the search command has no flag for it); keep the default "
-                              f"{getattr(defaults, name)!r}")
     unknown = sorted(set(task_ref.overrides) - set(CLI_OVERRIDES))
     if unknown:
         raise ConfigError(f"TaskRef.overrides {unknown} cannot be passed to a background search; "
@@ -136,6 +130,7 @@ def search_command(task_ref: TaskRef, storage: str, study_name: str, config: Sea
            "--trial-time-budget", repr(float(config.trial_time_budget)),
            "--latency-batch", str(config.latency_batch), "--objective", config.objective,
            "--sampler", config.sampler, "--pruner", config.pruner, "--max-epochs", repr(float(config.max_epochs)),
+           "--patience", str(config.patience), "--evals-per-epoch", repr(float(config.evals_per_epoch)),
            "--device", config.device, "--seed", str(config.seed), "--isolation", config.isolation, "--json"]
     optional = {"--time-budget": config.time_budget, "--n-trials": config.n_trials,
                 "--latency-budget-ms": config.latency_budget_ms,

@@ -53,14 +53,16 @@ def cmd_search(args: argparse.Namespace) -> int:
     from recommender.search.study import create_search_study, run_search
 
     overrides = {k: v for k, v in {"text_col": args.text_col, "text_pair_col": args.text_pair_col,
-                                   "label_col": args.label_col, "task_type": args.task_type}.items() if v}
+                                   "label_col": args.label_col, "task_type": args.task_type,
+                                   "language": args.language}.items() if v}
     task_ref = TaskRef(args.task, overrides, args.max_train, args.max_dev, args.seed)
     methods = tuple(m.strip() for m in args.methods.split(",")) if args.methods and args.methods != "all" else None
     config = SearchConfig(
         methods=methods, time_budget=args.time_budget, trial_time_budget=args.trial_time_budget,
         n_trials=args.n_trials, latency_budget_ms=args.latency_budget_ms, latency_batch=args.latency_batch,
         max_trainable_params=args.max_trainable_params, objective=args.objective, sampler=args.sampler,
-        pruner=args.pruner, warm_start=args.warm_start, max_epochs=args.max_epochs, seed=args.seed,
+        pruner=args.pruner, warm_start=args.warm_start, max_epochs=args.max_epochs, patience=args.patience,
+        evals_per_epoch=args.evals_per_epoch, seed=args.seed,
         model=args.model, device=args.device, isolation=args.isolation)
     if args.create_only:
         create_search_study(task_ref, args.storage, args.study, config)
@@ -100,12 +102,16 @@ def register(sub: Any) -> None:
     p.add_argument("--pruner", choices=["successive_halving", "hyperband", "none"], default="successive_halving")
     p.add_argument("--warm-start", action="store_true", help="enqueue seed configurations first")
     p.add_argument("--max-epochs", type=float, default=3.0)
+    p.add_argument("--patience", type=int, default=3,
+                   help="dev evaluations without improvement before a trial stops early (default 3)")
+    p.add_argument("--evals-per-epoch", type=float, default=2.0, help="dev evaluations per epoch (default 2)")
     p.add_argument("--max-train", type=int, help="use at most this many training examples")
     p.add_argument("--max-dev", type=int, help="use at most this many dev examples")
     p.add_argument("--text-col")
     p.add_argument("--text-pair-col")
     p.add_argument("--label-col")
     p.add_argument("--task-type", choices=["classification", "regression", "extractive_qa", "token_classification"])
+    p.add_argument("--language", help="ISO 639-1 code of the texts of a user file (detected when omitted)")
     p.add_argument("--model")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)

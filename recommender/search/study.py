@@ -418,11 +418,13 @@ def _summary(trial: Any, config: SearchConfig) -> TrialSummary:
 
 def summarize(study: Any, config: SearchConfig, elapsed: float | None = None) -> SearchResult:
     """Best feasible trial (quality) or feasible Pareto front; if none is feasible, the three
-    nearest trials ranked by their relative constraint violation."""
-    trials = [_summary(t, config) for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+    nearest trials ranked by their relative constraint violation. ``counts`` also shows trials
+    still RUNNING (on any worker) or WAITING (enqueued); ``trials`` lists the finished ones."""
+    every = study.get_trials(deepcopy=False)
+    trials = [_summary(t, config) for t in every if t.state.is_finished()]
     counts: dict[str, int] = {}
-    for t in trials:
-        counts[t.state] = counts.get(t.state, 0) + 1
+    for trial in every:
+        counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
     complete = [t for t in trials if t.state == "COMPLETE" and t.metric is not None]
     feasible = [t for t in complete if t.feasible]
     if config.objective == "pareto":
