@@ -54,9 +54,15 @@ def rte():
 
 
 def test_shipped_knowledge_base_covers_tasks_methods_and_languages(kb_rows):
+    from recommender.methods import method_names
+
     tasks = {r.task for r in kb_rows}
     methods = {r.result.method for r in kb_rows}
-    assert len(kb_rows) >= 5 and len(tasks) >= 1 and len(methods) >= 5
+    languages = {r.metafeatures.language for r in kb_rows}
+    # what has been shipped so far (the sweep continues; see data/knowledge_base/README.md)
+    assert len(kb_rows) >= 200 and len(tasks) >= 15 and len(languages) >= 3
+    assert methods == set(method_names()), "every registered method has measured runs"
+    assert len({r.run_id for r in kb_rows}) == len(kb_rows)
     for row in kb_rows:
         assert row.result.environment is not None and row.result.environment.calibration["matmul_gflops"] > 0
         assert row.metafeatures.fingerprint

@@ -36,7 +36,7 @@ class QuantileGradientBoosting(RegressorMixin, BaseEstimator):
 
     def __init__(self, quantiles: Sequence[float] = (0.1, 0.5, 0.9), max_iter: int = 150,
                  learning_rate: float = 0.08, max_leaf_nodes: int = 15, min_samples_leaf: int = 5,
-                 max_samples: int | None = 30_000, random_state: int | None = 0) -> None:
+                 max_samples: int | None = 20_000, random_state: int | None = 0) -> None:
         self.quantiles = quantiles
         self.max_iter = max_iter
         self.learning_rate = learning_rate
@@ -107,7 +107,7 @@ class MetaModel:
     """
 
     def __init__(self, quantiles: Sequence[float] = (0.1, 0.5, 0.9), max_iter: int = 150,
-                 max_samples: int | None = 30_000, random_state: int = 0) -> None:
+                 max_samples: int | None = 20_000, random_state: int = 0) -> None:
         self.quantiles = tuple(quantiles)
         self.max_iter = max_iter
         self.max_samples = max_samples
