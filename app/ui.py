@@ -93,8 +93,8 @@ def knowledge_key() -> tuple[str, float, str, float]:
 def _metamodel(key: tuple[str, float, str, float]) -> Any:
     from recommender.metamodel.recommend import load_metamodel
 
-    kb_path, _, storage, version = key
-    return load_metamodel(storage=storage if version else None, kb_path=Path(kb_path))
+    kb_path, _, storage, _ = key
+    return load_metamodel(storage=storage, kb_path=Path(kb_path))
 
 
 def metamodel() -> Any:

@@ -187,11 +187,9 @@ def _open_study(storage: str | None, study: str) -> tuple[str, Any]:
 
 def _check_storage_exists(url: str) -> None:
     """Exporting reads: do not let a mistyped SQLite path create an empty database."""
-    path = None
-    if url.startswith("sqlite:///") and ":memory:" not in url:
-        path = Path(url[len("sqlite:///"):].split("?", 1)[0])
-    elif "://" not in url:
-        path = Path(url)
+    from recommender.store import storage_file
+
+    path = storage_file(url)
     if path is not None and not path.is_file():
         raise StorageError(f"storage {url!r}: no such database file {path}")
 

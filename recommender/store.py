@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from recommender.errors import StorageError
@@ -25,6 +26,15 @@ RESULT_ATTR = "result"
 
 HEARTBEAT_INTERVAL = 30
 GRACE_PERIOD = 90
+
+
+def storage_file(url: str) -> Path | None:
+    """The local file behind a SQLite URL or a journal path; ``None`` for a database server."""
+    if url.startswith("sqlite:///") and ":memory:" not in url:
+        return Path(url[len("sqlite:///"):].split("?", 1)[0])
+    if "://" not in url:
+        return Path(url)
+    return None
 
 
 def open_storage(url: str | None = None, *, heartbeat: bool = True, heartbeat_interval: int | None = None,

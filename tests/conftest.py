@@ -74,7 +74,6 @@ def bundled_tokenizer() -> Any:
     return AutoTokenizer.from_pretrained(str(bundled_model_path()), local_files_only=True)
 
 
-
 def _copy_runs_into_storage(rows: Sequence[Any], url: str, study_name: str) -> None:
     """Write knowledge-base rows as the finished trials of a search study, as a user's search would."""
     import optuna

@@ -8,7 +8,7 @@ import json
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from recommender.errors import DataError
+from recommender.errors import ConfigError, DataError
 from recommender.knowledge_base import default_path, load_knowledge_base
 from recommender.metamodel.estimators import MetaModel, QuantileGradientBoosting
 from recommender.types import UserBudgets
@@ -27,7 +27,7 @@ def test_max_samples_caps_the_rows_each_quantile_sees():
     y = X[:, 0] * 2 + rng.normal(scale=0.1, size=400)
     capped = QuantileGradientBoosting(max_iter=20, max_samples=100).fit(X, y)
     full = QuantileGradientBoosting(max_iter=20, max_samples=None).fit(X, y)
-    assert all(e._n_features == 3 for e in capped.estimators_)  # fitted
+    assert all(e.n_features_in_ == 3 for e in capped.estimators_)  # fitted
     assert np.corrcoef(capped.predict(X), y)[0, 1] > 0.9  # a subset still learns the signal
     assert not np.allclose(capped.predict(X), full.predict(X))  # and it really is a subset
     again = QuantileGradientBoosting(max_iter=20, max_samples=100).fit(X, y)
@@ -83,6 +83,7 @@ def test_meta_model_learns_from_the_users_storage_and_refits_when_it_grows(kb_ro
 
     url = f"sqlite:///{tmp_path / 'runs.db'}"
     shipped = load_metamodel().n_runs_
+    assert load_metamodel(url).n_runs_ == shipped and not (tmp_path / "runs.db").exists()  # skipped, not created
     usable = [r for r in kb_rows if r.result.has_metric and r.result.status in ("complete", "budget_exhausted")]
     copy_runs_into_storage(usable[:3], url, "search:mine")
     assert load_metamodel(url).n_runs_ == shipped + 3
@@ -121,6 +122,8 @@ def test_warm_start_replay_runs_leave_one_task_out(kb_rows):
         assert s["n_configs"] >= 4 and s["cold_trials"] >= 1 and s["warm_trials"] >= 1
     if summary["n_sets"]:
         assert summary["ratio_of_means"] > 0
+    with pytest.raises(ConfigError, match="k "):
+        warm_start_replay(kb_rows, k=-1)
 
 
 def test_recommendation_ranks_feasible_first_and_respects_a_tight_latency_budget(fitted, rte):

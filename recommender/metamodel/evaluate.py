@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import random
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -43,6 +43,23 @@ def scored_runs(rows: Sequence[Any]) -> dict[tuple[str, int], list[Any]]:
     return by_key
 
 
+def held_out_folds(kb_rows: Sequence[Any], max_iter: int = 200) -> Iterator[tuple[str, MetaModel, list[Any], list[Any]]]:
+    """(group, model fitted without it, training runs, held-out runs) for every task group that
+    leaves at least two other tasks to learn from."""
+    for group in sorted({task_group(r) for r in kb_rows}):
+        train = [r for r in kb_rows if task_group(r) != group]
+        test = [r for r in kb_rows if task_group(r) == group]
+        if len({r.metafeatures.fingerprint for r in train}) < 2:
+            continue
+        yield group, MetaModel(max_iter=max_iter).fit(train), train, test
+
+
+def prediction_rows(runs: Sequence[Any]) -> list[dict[str, Any]]:
+    """The meta-model's input for measured runs (task features, method, hyperparameters)."""
+    return [{"metafeatures": r.metafeatures, "method": r.result.method, "params": r.result.params,
+             "trainable_params": r.result.trainable_params} for r in runs]
+
+
 def evaluate(kb_rows: Sequence[Any], *, seed: int = 0, max_iter: int = 200) -> dict[str, Any]:
     """Leave-one-group-out over the knowledge base; returns per-method and baseline figures."""
     groups = sorted({task_group(r) for r in kb_rows})
@@ -50,21 +67,14 @@ def evaluate(kb_rows: Sequence[Any], *, seed: int = 0, max_iter: int = 200) -> d
     hits: dict[str, list[float]] = defaultdict(list)
     spearman, time_err, lat_err = [], [], []
     rng = random.Random(seed)
-    for group in groups:
-        train = [r for r in kb_rows if task_group(r) != group]
-        test = [r for r in kb_rows if task_group(r) == group]
-        if len({r.metafeatures.fingerprint for r in train}) < 2:
-            continue
-        model = MetaModel(max_iter=max_iter).fit(train)
+    for _, model, train, test in held_out_folds(kb_rows, max_iter):
         avg = _average_gap_by_method(train)
         for (_, _size), runs in scored_runs(test).items():
             if len(runs) < 2:
                 continue
             measured = np.array([r.result.best_metric for r in runs])
             best = measured.max()
-            rows = [{"metafeatures": r.metafeatures, "method": r.result.method, "params": r.result.params,
-                     "trainable_params": r.result.trainable_params} for r in runs]
-            preds = model.predict(rows)
+            preds = model.predict(prediction_rows(runs))
             gap = preds["gap"][:, 1] if "gap" in preds else np.zeros(len(runs))
             order = np.argsort(-gap)
             results["metamodel"].append(best - measured[order[0]])

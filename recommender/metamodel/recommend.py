@@ -47,28 +47,33 @@ def _fitted(storage: str | None, kb_path: str | None, kb_mtime: float, storage_v
 
 
 def storage_version(storage: str | None) -> float:
-    """Changes whenever ``storage`` may hold new runs: a SQLite file's modification time; for a
-    database server, the current time (never reuse a fit: other workers may have written)."""
+    """Changes whenever ``storage`` may hold new runs: a local file's modification time (0 when
+    there is no file yet, so no runs); for a database server, the current time (never reuse a
+    fit: other workers may have written)."""
     import time
+
+    from recommender.store import storage_file
 
     if not storage:
         return 0.0
-    if storage.startswith("sqlite:///"):
-        path = Path(storage[len("sqlite:///"):])
-        return path.stat().st_mtime if path.exists() else 0.0
-    return time.time()
+    path = storage_file(storage)
+    if path is None:
+        return time.time()
+    return path.stat().st_mtime if path.exists() else 0.0
 
 
 def load_metamodel(storage: str | None = None, kb_path: Path | None = None) -> MetaModel:
     """Fit the meta-model on the knowledge base (+ storage); cached while neither changes.
 
+    A storage file that does not exist yet holds no runs: it is skipped, not created.
     Refitting takes seconds, so the model is rebuilt from data instead of being unpickled.
     """
     from recommender.knowledge_base import default_path
 
     path = Path(kb_path or default_path())
     mtime = path.stat().st_mtime if path.exists() else 0.0
-    return _fitted(storage, str(path), mtime, storage_version(storage))
+    version = storage_version(storage)
+    return _fitted(storage if version else None, str(path), mtime, version)
 
 
 # --- candidates ----------------------------------------------------------------------------

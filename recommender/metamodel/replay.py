@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from recommender.metamodel.estimators import MetaModel
-from recommender.metamodel.evaluate import scored_runs, task_group
+from recommender.errors import ConfigError
+from recommender.metamodel.evaluate import held_out_folds, prediction_rows, scored_runs
 
 
 def trials_to_target(values: dict[str, float], target: float, *, enqueue: Sequence[str] = (), seed: int = 0,
@@ -44,23 +44,16 @@ def trials_to_target(values: dict[str, float], target: float, *, enqueue: Sequen
 def warm_start_replay(kb_rows: Sequence[Any], *, k: int = 5, tolerance: float = 0.01, n_seeds: int = 10,
                       max_iter: int = 200, min_configs: int = 4) -> dict[str, Any]:
     """Mean trials to within ``tolerance`` of the best, warm vs cold, per held-out (task, size)."""
+    if k < 0:
+        raise ConfigError(f"warm_start_replay: k (configurations the warm start enqueues) must be >= 0; got {k}")
     per_set = []
-    for group in sorted({task_group(r) for r in kb_rows}):
-        train = [r for r in kb_rows if task_group(r) != group]
-        test = [r for r in kb_rows if task_group(r) == group]
-        if len({r.metafeatures.fingerprint for r in train}) < 2:
-            continue
-        model = MetaModel(max_iter=max_iter).fit(train)
+    for group, model, _, test in held_out_folds(kb_rows, max_iter):
         for (_, size), runs in scored_runs(test).items():
-            values = {f"{r.result.method}#{r.config_key or i}": float(r.result.best_metric)
-                      for i, r in enumerate(runs)}
-            if len(values) < min_configs:
+            if len(runs) < min_configs:
                 continue
-            keys = list(values)
-            rows = [{"metafeatures": r.metafeatures, "method": r.result.method, "params": r.result.params,
-                     "trainable_params": r.result.trainable_params} for r in runs]
-            gap = model.predict(rows)["gap"][:, 1]
-            enqueue = [keys[i] for i in np.argsort(-gap)[:k]]
+            values = {r.run_id: float(r.result.best_metric) for r in runs}
+            gap = model.predict(prediction_rows(runs))["gap"][:, 1]
+            enqueue = [runs[i].run_id for i in np.argsort(-gap)[:k]]
             target = max(values.values()) - tolerance
             cold = [trials_to_target(values, target, seed=s) for s in range(n_seeds)]
             warm = [trials_to_target(values, target, enqueue=enqueue, seed=s) for s in range(n_seeds)]
