@@ -37,7 +37,7 @@ Prints tables and writes ``benchmarks/results/metamodel.json``. Parameters:
 ``benchmarks/params/metamodel.json``. Timings are only comparable within one run: the machine
 may be shared (the load average is printed).
 
-    python benchmarks/metamodel.py                  # default run (~2 min on 2 idle CPU cores)
+    python benchmarks/metamodel.py                  # default run (~3-4 min on 2 idle CPU cores)
     python benchmarks/metamodel.py --quick          # 20,000 synthetic runs, 10 latency calls
     python benchmarks/metamodel.py --only evaluation --kb path/to/runs.jsonl
     python benchmarks/metamodel.py --set fit.n_runs=50000
@@ -133,6 +133,21 @@ def kb_file(params: dict[str, Any]) -> Path:
     from recommender.knowledge_base import default_path
 
     return Path(params["kb_path"]) if params.get("kb_path") else default_path()
+
+
+_FOLDS: dict[tuple[str, int], tuple[list[Any], list[Any]]] = {}
+
+
+def rows_and_folds(params: dict[str, Any]) -> tuple[list[Any], list[Any]]:
+    """The knowledge base and its leave-one-task-out models, fitted once for sections (a) and (a2)."""
+    from recommender.knowledge_base import load_knowledge_base
+    from recommender.metamodel.evaluate import held_out_folds
+
+    key = (str(kb_file(params)), int(params["evaluation"]["max_iter"]))
+    if key not in _FOLDS:
+        rows = load_knowledge_base(kb_file(params))
+        _FOLDS[key] = rows, list(held_out_folds(rows, key[1]))
+    return _FOLDS[key]
 
 
 # -- (a) leave-one-task-out ------------------------------------------------------------------------
@@ -242,16 +257,15 @@ def plot_regret(summary: dict[str, Any], path: Path, title: str, empty_reason: s
 
 
 def section_evaluation(params: dict[str, Any], out: dict[str, Any], tables: list[str]) -> None:
-    from recommender.knowledge_base import load_knowledge_base
     from recommender.metamodel.evaluate import evaluate
 
     cfg = params["evaluation"]
     path = kb_file(params)
-    rows = load_knowledge_base(path)
+    t0 = time.perf_counter()
+    rows, folds = rows_and_folds(params)
     groups = group_diagnostics(rows)
     log(f"evaluation: {len(rows)} runs, {len(groups)} task groups ({', '.join(g['group'] for g in groups)})")
-    t0 = time.perf_counter()
-    summary = evaluate(rows, seed=int(params["seed"]), max_iter=int(cfg["max_iter"]))
+    summary = evaluate(rows, seed=int(params["seed"]), max_iter=int(cfg["max_iter"]), folds=folds)
     seconds = time.perf_counter() - t0
     extras = baseline_extras(rows, int(params["seed"]))
     evaluated = [g for g in groups if g["status"] == "evaluated"]
@@ -308,15 +322,15 @@ def section_evaluation(params: dict[str, Any], out: dict[str, Any], tables: list
 
 # -- (a2) warm-started vs cold search, replayed on the measured runs -------------------------------
 def section_warm_start(params: dict[str, Any], out: dict[str, Any], tables: list[str]) -> None:
-    from recommender.knowledge_base import load_knowledge_base
     from recommender.metamodel.replay import warm_start_replay
 
     cfg = params["warm_start"]
     path = kb_file(params)
-    rows = load_knowledge_base(path)
     t0 = time.perf_counter()
+    rows, folds = rows_and_folds(params)  # fitted by section (a) when it ran
     summary = warm_start_replay(rows, k=int(cfg["k"]), tolerance=float(cfg["tolerance"]),
-                                n_seeds=int(cfg["n_seeds"]), max_iter=int(params["evaluation"]["max_iter"]))
+                                n_seeds=int(cfg["n_seeds"]), max_iter=int(params["evaluation"]["max_iter"]),
+                                folds=folds)
     seconds = time.perf_counter() - t0
     summary["seconds"] = seconds
     out["warm_start"] = summary

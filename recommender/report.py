@@ -14,7 +14,8 @@ COLUMNS = ("method", "status", "metric", "time_to_best_s", "time_to_1pct_s", "tr
 
 def result_row(result: RunResult, serving_batch: int = 32) -> dict[str, Any]:
     """One flat row per run: what people compare."""
-    merged = bool(result.mergeable)
+    # None (printed "-"): a method without adapters has nothing to merge
+    merged = None if result.mergeable is None else bool(result.mergeable)
     return {
         "task": result.task, "method": result.method, "status": result.status,
         "metric_name": result.metric_name, "metric": result.best_metric,

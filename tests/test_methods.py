@@ -160,6 +160,7 @@ def test_methods_handle_regression_ner_and_qa_on_the_real_model(task_name, name)
 
 
 def test_lora_and_ia3_merge_exactly_and_others_are_reported_unmergeable(sst2_tiny):
+    from recommender.report import result_row
     from recommender.training import LatencyConfig, train
 
     latency = LatencyConfig(batch_sizes=(1,), max_seconds=0.2, base_model=False)
@@ -172,8 +173,10 @@ def test_lora_and_ia3_merge_exactly_and_others_are_reported_unmergeable(sst2_tin
         assert {x.merged for x in result.latency} == {True, False}
     for name in ("seq_bn", "prefix_tuning", "unipelt", "full_ft"):
         result = train(sst2_tiny, name, budget=Budget(max_steps=2), latency=latency)
-        assert result.mergeable is False
+        # full fine-tuning has no adapter: "nothing to merge" (None), not "unmergeable"
+        assert result.mergeable is (None if name == "full_ft" else False)
         assert not any(x.merged for x in result.latency)
+        assert result_row(result)["merged"] is result.mergeable
 
 
 def test_multitask_model_is_extended_with_a_new_task_and_reports_retained_scores(tmp_path):

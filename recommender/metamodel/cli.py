@@ -59,15 +59,16 @@ def cmd_meta_fit(args: argparse.Namespace) -> int:
 def cmd_meta_evaluate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from recommender.metamodel.evaluate import evaluate
+    from recommender.metamodel.evaluate import evaluate, held_out_folds
     from recommender.metamodel.recommend import knowledge_rows
 
     rows = knowledge_rows(args.storage)
-    summary = evaluate(rows)
+    folds = list(held_out_folds(rows))  # fitted once, shared by the evaluation and the replay
+    summary = evaluate(rows, folds=folds)
     if args.warm_start:
         from recommender.metamodel.replay import warm_start_replay
 
-        summary["warm_start"] = warm_start_replay(rows, k=args.warm_start_k)
+        summary["warm_start"] = warm_start_replay(rows, k=args.warm_start_k, folds=folds)
     text = json.dumps(summary, indent=1)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")

@@ -21,8 +21,10 @@ from threadpoolctl import threadpool_limits
 
 from recommender.metamodel.features import TARGETS, design_matrix, training_table
 
-#: below this many rows, one thread is faster than paying OpenMP's start-up per tree
-SINGLE_THREAD_ROWS = 20_000
+#: below this many rows, one thread is faster than paying OpenMP's start-up per tree (measured on
+#: 2 cores, benchmarks/metamodel.py: 6 targets x 3 quantiles on 20,000 rows each fit in 17 s on
+#: one thread and 32 s on two)
+SINGLE_THREAD_ROWS = 100_000
 
 
 class QuantileGradientBoosting(RegressorMixin, BaseEstimator):
@@ -102,15 +104,24 @@ class QuantileGradientBoosting(RegressorMixin, BaseEstimator):
 class MetaModel:
     """One :class:`QuantileGradientBoosting` per target, fitted on knowledge-base runs.
 
+    With ``method_prior=True`` the ``gap`` model learns the *residual* from each method's mean
+    gap on the training tasks (shrunk towards the overall mean by ``prior_strength`` pseudo-runs)
+    and adds it back at prediction: with few past tasks the trees fall back on "what usually
+    wins" instead of on noise, and task features only move a method away from its average
+    where the data say so.
+
     >>> model = MetaModel().fit(load_knowledge_base())     # doctest: +SKIP
     >>> model.predict(rows)["gap"]                          # doctest: +SKIP
     """
 
     def __init__(self, quantiles: Sequence[float] = (0.1, 0.5, 0.9), max_iter: int = 150,
-                 max_samples: int | None = 20_000, random_state: int = 0) -> None:
+                 max_samples: int | None = 20_000, method_prior: bool = True, prior_strength: float = 5.0,
+                 random_state: int = 0) -> None:
         self.quantiles = tuple(quantiles)
         self.max_iter = max_iter
         self.max_samples = max_samples
+        self.method_prior = method_prior
+        self.prior_strength = prior_strength
         self.random_state = random_state
 
     def fit(self, kb_rows: Sequence[Any]) -> MetaModel:
@@ -121,6 +132,8 @@ class MetaModel:
             raise DataError(f"the meta-model needs at least 5 completed runs; got {len(rows)}")
         self.methods_ = sorted({r["method"] for r in rows})
         self.columns_, X = design_matrix(rows, self.methods_)
+        self.gap_prior_ = self._method_means(rows, targets["gap"]) if self.method_prior else {}
+        targets = {**targets, "gap": targets["gap"] - self._prior(rows)}
         self.models_: dict[str, QuantileGradientBoosting] = {}
         for name in TARGETS:
             y = targets[name]
@@ -130,9 +143,27 @@ class MetaModel:
                     self.quantiles, max_iter=self._iterations(int(mask.sum())),
                     max_samples=self.max_samples, random_state=self.random_state).fit(X[mask], y[mask])
         self.rows_ = rows
-        self.targets_ = targets
+        self.targets_ = targets  # what each model learned (for gap: the residual from the prior)
         self.n_runs_ = len(rows)
         return self
+
+    def _method_means(self, rows: Sequence[dict[str, Any]], gap: np.ndarray) -> dict[str, float]:
+        finite = np.isfinite(gap)
+        overall = float(gap[finite].mean()) if finite.any() else 0.0
+        sums: dict[str, list[float]] = {}
+        for row, value in zip(rows, gap, strict=True):
+            if np.isfinite(value):
+                sums.setdefault(row["method"], []).append(float(value))
+        k = self.prior_strength
+        means = {m: (sum(v) + k * overall) / (len(v) + k) for m, v in sums.items()}
+        means[""] = overall  # a method the knowledge base has never seen
+        return means
+
+    def _prior(self, rows: Sequence[dict[str, Any]]) -> np.ndarray:
+        """Each row's method prior for ``gap`` (zeros without ``method_prior``)."""
+        if not self.gap_prior_:
+            return np.zeros(len(rows))
+        return np.array([self.gap_prior_.get(r["method"], self.gap_prior_[""]) for r in rows])
 
     def _iterations(self, n_rows: int) -> int:
         """Fewer boosting rounds on a small knowledge base: there is little to fit, and each
@@ -147,7 +178,10 @@ class MetaModel:
     def predict(self, rows: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
         """Quantile predictions per target: arrays of shape (n_rows, n_quantiles)."""
         X = self.matrix(rows)
-        return {name: model.predict_quantiles(X) for name, model in self.models_.items()}
+        preds = {name: model.predict_quantiles(X) for name, model in self.models_.items()}
+        if "gap" in preds:
+            preds["gap"] = preds["gap"] + self._prior(rows)[:, None]
+        return preds
 
     def feature_importance(self, target: str = "gap", n_rows: int = 500, seed: int = 0) -> dict[str, float]:
         """Permutation importance of each feature for ``target`` on (a sample of) the training runs."""

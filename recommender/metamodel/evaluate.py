@@ -60,14 +60,18 @@ def prediction_rows(runs: Sequence[Any]) -> list[dict[str, Any]]:
              "trainable_params": r.result.trainable_params} for r in runs]
 
 
-def evaluate(kb_rows: Sequence[Any], *, seed: int = 0, max_iter: int = 200) -> dict[str, Any]:
-    """Leave-one-group-out over the knowledge base; returns per-method and baseline figures."""
+def evaluate(kb_rows: Sequence[Any], *, seed: int = 0, max_iter: int = 200,
+             folds: Sequence[tuple[str, MetaModel, list[Any], list[Any]]] | None = None) -> dict[str, Any]:
+    """Leave-one-group-out over the knowledge base; returns per-method and baseline figures.
+
+    ``folds``: ``list(held_out_folds(kb_rows))`` computed once, to share with
+    :func:`~recommender.metamodel.replay.warm_start_replay` instead of fitting twice."""
     groups = sorted({task_group(r) for r in kb_rows})
     results: dict[str, list[float]] = defaultdict(list)
     hits: dict[str, list[float]] = defaultdict(list)
     spearman, time_err, lat_err = [], [], []
     rng = random.Random(seed)
-    for _, model, train, test in held_out_folds(kb_rows, max_iter):
+    for _, model, train, test in (held_out_folds(kb_rows, max_iter) if folds is None else folds):
         avg = _average_gap_by_method(train)
         for (_, _size), runs in scored_runs(test).items():
             if len(runs) < 2:
@@ -80,9 +84,13 @@ def evaluate(kb_rows: Sequence[Any], *, seed: int = 0, max_iter: int = 200) -> d
             results["metamodel"].append(best - measured[order[0]])
             hits["metamodel"].append(float(np.argmax(measured) in order[:3]))
             if len(runs) >= 3:
+                import warnings
+
                 from scipy.stats import spearmanr
 
-                rho = spearmanr(gap, measured)[0]
+                with warnings.catch_warnings():  # all-tied metrics: rho is NaN and skipped below
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    rho = spearmanr(gap, measured)[0]
                 if np.isfinite(rho):
                     spearman.append(float(rho))
             for i, r in enumerate(runs):

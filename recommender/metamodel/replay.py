@@ -42,12 +42,15 @@ def trials_to_target(values: dict[str, float], target: float, *, enqueue: Sequen
 
 
 def warm_start_replay(kb_rows: Sequence[Any], *, k: int = 5, tolerance: float = 0.01, n_seeds: int = 10,
-                      max_iter: int = 200, min_configs: int = 4) -> dict[str, Any]:
-    """Mean trials to within ``tolerance`` of the best, warm vs cold, per held-out (task, size)."""
+                      max_iter: int = 200, min_configs: int = 4,
+                      folds: Sequence[tuple[str, Any, list[Any], list[Any]]] | None = None) -> dict[str, Any]:
+    """Mean trials to within ``tolerance`` of the best, warm vs cold, per held-out (task, size).
+
+    ``folds``: precomputed ``list(held_out_folds(kb_rows))``, shared with ``evaluate``."""
     if k < 0:
         raise ConfigError(f"warm_start_replay: k (configurations the warm start enqueues) must be >= 0; got {k}")
     per_set = []
-    for group, model, _, test in held_out_folds(kb_rows, max_iter):
+    for group, model, _, test in (held_out_folds(kb_rows, max_iter) if folds is None else folds):
         for (_, size), runs in scored_runs(test).items():
             if len(runs) < min_configs:
                 continue
