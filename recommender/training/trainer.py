@@ -494,7 +494,7 @@ class _Run:
         kwargs = dict(seq_len=seq_len, vocab_size=vocab, device=self.device,
                       max_seconds=self.latency.max_seconds, deadline=deadline)
         stats = [measure_latency(self.model, batch_size=b, **kwargs) for b in self.latency.batch_sizes]
-        # nothing to merge for a method without adapters: None, shown as "n/a"
+        # nothing to merge for a method without adapters: None (tables print "-")
         out: dict[str, Any] = {"latency": stats, "mergeable": False if self.method.uses_adapters else None}
         if self.method.merge_supported and self._merge_checked(out):
             stats += [measure_latency(self.model, batch_size=b, merged=True, **kwargs)
