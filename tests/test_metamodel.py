@@ -97,6 +97,8 @@ def test_method_prior_is_each_methods_shrunk_mean_gap_and_is_added_back(fitted, 
     assert np.allclose(fitted.predict(rows)["gap"], residual + fitted._prior(rows)[:, None])
     plain = MetaModel(max_iter=60, method_prior=False).fit(kb_rows)
     assert plain.gap_prior_ == {} and np.allclose(plain.targets_["gap"], gaps)
+    with pytest.raises(ConfigError, match="prior_strength"):
+        MetaModel(prior_strength=-1).fit(kb_rows)
 
 
 def test_meta_model_learns_from_the_users_storage_and_refits_when_it_grows(kb_rows, tmp_path,

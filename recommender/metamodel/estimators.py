@@ -125,8 +125,11 @@ class MetaModel:
         self.random_state = random_state
 
     def fit(self, kb_rows: Sequence[Any]) -> MetaModel:
-        from recommender.errors import DataError
+        from recommender.errors import ConfigError, DataError
 
+        if self.prior_strength < 0:
+            raise ConfigError(f"MetaModel: prior_strength (pseudo-runs at the overall mean) must be >= 0; "
+                              f"got {self.prior_strength}")
         rows, targets = training_table(kb_rows)
         if len(rows) < 5:
             raise DataError(f"the meta-model needs at least 5 completed runs; got {len(rows)}")

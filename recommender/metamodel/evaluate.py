@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+import warnings
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -84,8 +85,6 @@ def evaluate(kb_rows: Sequence[Any], *, seed: int = 0, max_iter: int = 200,
             results["metamodel"].append(best - measured[order[0]])
             hits["metamodel"].append(float(np.argmax(measured) in order[:3]))
             if len(runs) >= 3:
-                import warnings
-
                 from scipy.stats import spearmanr
 
                 with warnings.catch_warnings():  # all-tied metrics: rho is NaN and skipped below
