@@ -26,7 +26,7 @@ import numpy as np
 from recommender.config_utils import build_config, field_names
 from recommender.errors import ConfigError, NotMergeableError, unknown_name
 from recommender.methods.base import TuningMethod, count_parameters, make_method
-from recommender.models import load_model, load_tokenizer, resolve_model_path
+from recommender.models import init_regression_head, load_model, load_tokenizer, resolve_model_path
 from recommender.training.config import TrainingConfig
 from recommender.training.data import (
     Features,
@@ -87,6 +87,11 @@ def split_params(method_name: str, params: dict[str, Any] | None) -> tuple[Train
 def head_key(task_name: str) -> str:
     """A task name as a module key (ModuleDict keys cannot contain dots)."""
     return task_name.replace(".", "_")
+
+
+def label_mean(task: Task) -> float:
+    """Mean training label of a regression task: where its new head starts."""
+    return float(np.mean(np.asarray(task.train["label"], dtype=float)))
 
 
 def token_length_p95(features: Features) -> int:
@@ -223,6 +228,8 @@ class _Run:
         task = self.task
         self.tokenizer = load_tokenizer(self.model_path)
         self.model = load_model(self.model_path, task.task_type, task.num_labels)
+        if task.task_type == "regression":
+            init_regression_head(self.model, label_mean(task))
         self.method.apply(self.model)
         self.streams = [self._stream(task, head=None)]
         co_tasks: list[Task] = getattr(self.method, "co_tasks", lambda t: [])(task)
@@ -231,6 +238,10 @@ class _Run:
             hidden = self.model.config.hidden_size
             self.model.co_heads = torch.nn.ModuleDict(
                 {head_key(t.name): torch.nn.Linear(hidden, t.num_labels) for t in co_tasks})
+            with torch.no_grad():
+                for t in co_tasks:
+                    if t.task_type == "regression":
+                        self.model.co_heads[head_key(t.name)].bias.fill_(label_mean(t))
             getattr(self.method, "init_heads", lambda m, t: None)(self.model, task)
         for co_task in co_tasks:
             self.streams.append(self._stream(co_task, head=head_key(co_task.name)))
