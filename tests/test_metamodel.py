@@ -101,6 +101,27 @@ def test_method_prior_is_each_methods_shrunk_mean_gap_and_is_added_back(fitted, 
         MetaModel(prior_strength=-1).fit(kb_rows)
 
 
+def test_time_to_convergence_is_learned_only_from_runs_that_learned(fitted, kb_rows):
+    """A run stuck at its first evaluation's score (e.g. the majority class) never converged:
+    its time to best is just when it was first evaluated, so it is no time target."""
+    import dataclasses
+    import math
+
+    import numpy as np
+
+    from recommender.metamodel.features import learned, run_targets
+
+    flat = next(r.result for r in kb_rows if len(r.result.curve) >= 3 and not learned(r.result))
+    rising = next(r.result for r in kb_rows if learned(r.result) and r.result.time_to_best_s)
+    assert math.isnan(run_targets(flat)["log_cost"]) and math.isfinite(run_targets(rising)["log_cost"])
+    assert math.isfinite(run_targets(flat)["latency_ratio_b1"])  # the other targets still count
+    first = flat.curve[0]
+    improved = dataclasses.replace(flat, curve=[first, dataclasses.replace(first, metric=first.metric + 0.05)])
+    assert learned(improved)
+    is_learned = np.array([learned(r["result"]) for r in fitted.rows_])
+    assert np.isfinite(fitted.targets_["log_cost"]).sum() <= is_learned.sum() < len(is_learned)
+
+
 def test_meta_model_learns_from_the_users_storage_and_refits_when_it_grows(kb_rows, tmp_path,
                                                                            copy_runs_into_storage):
     from recommender.metamodel.recommend import load_metamodel
