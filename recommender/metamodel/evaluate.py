@@ -4,7 +4,8 @@ Tasks built from the same data (all sizes of a dataset, and cross-lingual varian
 set) are held out together. For each held-out (task, size): top-1 regret = best measured metric
 minus the measured metric of the configuration ranked first; hit@3 = the measured best is among
 the top three; Spearman correlation between predicted and measured metrics; median relative
-error of predicted time to convergence and latency ratio.
+error of predicted time to convergence (over the runs that learned, see
+:func:`~recommender.metamodel.features.learned`) and latency ratio.
 """
 
 from __future__ import annotations
