@@ -1,6 +1,8 @@
-"""The app's frame: page setup and navigation. Each page lives in ``app_pages/``.
+"""The app's frame: page setup, navigation and the state every page shares. Each page lives in
+``app_pages/``.
 
-Run it with ``recommender app`` (binds 127.0.0.1) or ``streamlit run app/streamlit_app.py``.
+Run it with ``recommender app`` or ``streamlit run app/streamlit_app.py``: both bind 127.0.0.1 and
+limit uploads to 20 MB (``app/.streamlit/config.toml``, read from any working folder).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from app import state, ui  # noqa: E402
+
 st.set_page_config(page_title="Fine-tuning recommender", page_icon=":material/tune:", layout="wide")
 
 PAGES = [
@@ -25,6 +29,8 @@ PAGES = [
     st.Page("app_pages/export.py", title="Export", icon=":material/download:"),
 ]
 
+state.keep_widgets()  # what was entered on one page is there on the next
+ui.start_warmup()  # fit the meta-model, calibrate, compute meta-features: once per server, off this thread
 page = st.navigation(PAGES)
 with st.sidebar:
     st.caption("How to fine-tune a language model for your task under your budgets: full, multi-task or "

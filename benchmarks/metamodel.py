@@ -3,6 +3,13 @@
 
 One run measures::
 
+  scenarios   (s) the budgeted replay of issue 13, ``recommender.metamodel.replay_eval``:
+              leave-one-task-group-out, six scenarios (25/50/100 % of full fine-tuning's time to
+              convergence, latency <= 1.1x base at batch 1, <= 1M trainable parameters, 20 tasks in
+              500 MB), policies meta-model / race / best fixed rule / always full_ft / random /
+              oracle, mean regret with paired-bootstrap 90 % intervals, gap closed, coverage of the
+              80 % intervals, and the meta-model's regret for several regret-aware margins. Writes
+              ``data/knowledge_base/evaluation.json`` and ``evaluation.png`` (regret vs budget).
   evaluation  (a) leave-one-task-out evaluation, ``recommender.metamodel.evaluate.evaluate`` on
               the knowledge base (``data/knowledge_base/runs.jsonl`` by default): top-1 regret,
               hit@3, Spearman (predicted gap vs measured metric), median relative error of the
@@ -14,13 +21,13 @@ One run measures::
               time and latency (each method's median over the training groups). It also lists
               every task group and why it was or was not evaluated: a group is held out only if
               the remaining groups hold >= 2 (task, size) sets, and a held-out (task, size) set
-              only counts with >= 2 scored runs. Writes the summary to
-              ``data/knowledge_base/evaluation.json`` and a bar chart of top-1 regret per
-              approach to ``data/knowledge_base/evaluation.png``.
+              only counts with >= 2 scored runs. Goes to ``benchmarks/results/metamodel.json``
+              (and, with ``evaluation.write_kb_files``, to the knowledge base's files instead of
+              the scenarios).
   warm_start  (a2) warm-started vs cold TPE search, replayed on the measured runs
               (``recommender.metamodel.replay``): per held-out (task, size), trials until a
               result within 1 point of the best measured one, cold vs with the meta-model's
-              top-k enqueued first; added to ``evaluation.json``.
+              top-k enqueued first.
   latency     (b) recommendation latency once the model is loaded: median of N calls of
               ``recommend()`` with a cached ``MetaModel`` and precomputed meta-features (the first
               call, which may calibrate the machine and computes feature importance, is shown
@@ -39,6 +46,7 @@ may be shared (the load average is printed).
 
     python benchmarks/metamodel.py                  # default run (~3-4 min on 2 idle CPU cores)
     python benchmarks/metamodel.py --quick          # 20,000 synthetic runs, 10 latency calls
+    python benchmarks/metamodel.py --only scenarios     # evaluation.json + .png (~3 min idle, 14 on a busy machine)
     python benchmarks/metamodel.py --only evaluation --kb path/to/runs.jsonl
     python benchmarks/metamodel.py --set fit.n_runs=50000
 """
@@ -49,7 +57,6 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 import random
 import statistics
 import sys
@@ -58,70 +65,37 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-from _params import deep_merge, load_avg, set_dotted, table  # noqa: E402 - benchmarks/ is on sys.path
+# benchmarks/ is on sys.path; importing _params first sets the offline environment
+from _params import apply_overrides, fmt, load_avg, log, parameter_parser, read_params, table
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DEFAULT_PARAMS = HERE / "params" / "metamodel.json"
 DEFAULT_OUT = HERE / "results" / "metamodel.json"
-SECTIONS = ("evaluation", "warm_start", "latency", "fit")
+SECTIONS = ("scenarios", "evaluation", "warm_start", "latency", "fit")
 APPROACHES = ("metamodel", "always_full_ft", "always_lora", "best_on_average", "random")
 
 
-# -- parameters (same conventions as benchmarks/trainer.py) ----------------------------------------
+# -- parameters (flags shared through _params.parameter_parser) ------------------------------------
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--params", type=Path, default=DEFAULT_PARAMS, help="parameter file (JSON)")
-    ap.add_argument("--quick", action="store_true", help="smaller fit: merge the file's 'quick' block")
+    ap = parameter_parser(__doc__, DEFAULT_PARAMS, DEFAULT_OUT, SECTIONS,
+                          quick_help="smaller fit: merge the file's 'quick' block", set_example="fit.n_runs=50000")
     ap.add_argument("--kb", type=Path, help="knowledge base file (default: the shipped runs.jsonl)")
-    ap.add_argument("--only", help=f"comma-separated sections to run, of {','.join(SECTIONS)}")
     ap.add_argument("--no-kb-files", action="store_true",
                     help="do not write data/knowledge_base/evaluation.{json,png}")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="override any parameter, e.g. fit.n_runs=50000 (repeatable)")
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="result JSON path")
     return ap.parse_args(argv)
 
 
 def build_params(args: argparse.Namespace) -> dict[str, Any]:
-    params = json.loads(args.params.read_text(encoding="utf-8"))
-    quick = params.pop("quick", {})
-    params.pop("_doc", None)
-    if args.quick:
-        params = deep_merge(params, quick)
-    params["quick"] = bool(args.quick)
+    params = read_params(args)
     if args.kb is not None:
         params["kb_path"] = str(args.kb)
-    if args.only:
-        params["sections"] = [s.strip() for s in args.only.split(",") if s.strip()]
     if args.no_kb_files:
         params["evaluation"]["write_kb_files"] = False
-    for assignment in args.set:
-        set_dotted(params, assignment)
-    unknown = set(params["sections"]) - set(SECTIONS)
-    if unknown:
-        raise SystemExit(f"unknown sections {sorted(unknown)}; expected some of {list(SECTIONS)}")
-    return params
+    return apply_overrides(params, args, SECTIONS)
 
 
 # -- small helpers ---------------------------------------------------------------------------------
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def fmt(value: Any, spec: str = ".3f") -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float) and not math.isfinite(value):
-        return "-"
-    return format(value, spec) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
-
-
 def rel(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(ROOT))
@@ -256,6 +230,111 @@ def plot_regret(summary: dict[str, Any], path: Path, title: str, empty_reason: s
     plt.close(fig)
 
 
+# -- (s) budgeted scenarios by replay (writes data/knowledge_base/evaluation.json + .png) ------------
+SCENARIO_LABELS = {"time_25": "25 % of full FT's time", "time_50": "50 %", "time_100": "100 %",
+                   "latency_b1": "latency <= 1.1x base", "params_1m": "<= 1M trainable", "storage_20": "20 tasks, 500 MB"}
+
+
+def plot_scenarios(result: dict[str, Any], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from recommender.metamodel.replay_eval import POLICIES, TIME_FRACTIONS
+
+    by_name = {s["name"]: s for s in result["scenarios"]}
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1.1, 1]})
+    xs = [100 * f for f in TIME_FRACTIONS.values()]
+    for policy in POLICIES:
+        points = [(x, by_name[n]["policies"].get(policy)) for x, n in zip(xs, TIME_FRACTIONS, strict=True)]
+        points = [(x, v) for x, v in points if v]
+        if not points:
+            continue
+        x = [p[0] for p in points]
+        y = [p[1]["regret"] for p in points]
+        lo = [p[1]["regret"] - p[1]["ci90"][0] for p in points]
+        hi = [p[1]["ci90"][1] - p[1]["regret"] for p in points]
+        left.errorbar(x, y, yerr=[lo, hi], marker="o", capsize=3, label=policy)
+    left.set_xlabel("training budget (% of full fine-tuning's time to convergence)")
+    left.set_ylabel("mean regret (points), 90 % CI")
+    left.set_xticks(xs)
+    left.legend(fontsize=8)
+    others = [n for n in by_name if n not in TIME_FRACTIONS]
+    width = 0.8 / len(POLICIES)
+    for i, policy in enumerate(POLICIES):
+        vals = [by_name[n]["policies"].get(policy) for n in others]
+        right.bar([j + i * width for j in range(len(others))], [v["regret"] if v else 0 for v in vals], width,
+                  label=policy)
+    right.set_xticks([j + 0.4 - width / 2 for j in range(len(others))], [SCENARIO_LABELS[n] for n in others],
+                     fontsize=8)
+    right.set_ylabel("mean regret (points)")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def section_scenarios(params: dict[str, Any], out: dict[str, Any], tables: list[str]) -> None:
+    from recommender.knowledge_base import load_knowledge_base
+    from recommender.metamodel.quality import CURRENT_PROTOCOL, select_protocol
+    from recommender.metamodel.replay_eval import MARGIN, RacePlan, evaluate_scenarios, replay_predictions
+
+    cfg = params.get("scenarios", {})
+    path = kb_file(params)
+    rows, note = select_protocol(load_knowledge_base(path), int(cfg.get("min_protocol", CURRENT_PROTOCOL)))
+    t0 = time.perf_counter()
+    preds = replay_predictions(rows)
+    fitted_s = time.perf_counter() - t0
+    result = evaluate_scenarios(rows, predictions=preds, n_boot=int(cfg.get("n_boot", 2000)),
+                                seed=int(params["seed"]))
+    margins = {}
+    for m in cfg.get("margins", [0.0, 0.01, 0.02, 0.03, 0.05, 0.08]):
+        other = evaluate_scenarios(rows, predictions=preds, margin=float(m), n_boot=10)
+        margins[str(m)] = {s["name"]: s["policies"]["metamodel"]["regret"] for s in other["scenarios"]}
+    plans = {}  # the race's split, compared the same way (the shipped RacePlan is the default)
+    for size in cfg.get("race_portfolios", [2, 3]):
+        for final in cfg.get("race_final_fractions", [0.5, 0.7, 0.9]):
+            other = evaluate_scenarios(rows, predictions=preds, n_boot=10,
+                                       plan=RacePlan(portfolio=int(size), final_fraction=float(final)))
+            plans[f"portfolio={size},final={final}"] = {s["name"]: (s["policies"]["race"] or {}).get("regret")
+                                                        for s in other["scenarios"]}
+    record = {"scenarios": result["scenarios"], "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+              "source": "benchmarks/metamodel.py --only scenarios", "kb_path": rel(path), "n_runs": len(rows),
+              "protocol_note": note, "n_groups": result["n_groups"], "n_sets": result["n_sets"],
+              "race_plan": result["race_plan"], "margin": MARGIN, "metamodel_regret_by_margin": margins,
+              "race_regret_by_plan": plans, "seconds": time.perf_counter() - t0}
+    out["scenarios"] = record
+    body = []
+    for s in result["scenarios"]:
+        pol = s["policies"]
+
+        def cell(name: str, pol: dict[str, Any] = pol) -> str:
+            v = pol.get(name)
+            return "-" if v is None else f"{v['regret']:.2f} [{v['ci90'][0]:.1f}, {v['ci90'][1]:.1f}]"
+        diff = (pol.get("metamodel") or {}).get("vs_best_fixed_rule", {})
+        body.append([s["name"], cell("metamodel"), cell("race"), f"{cell('best_fixed_rule')} ({s['best_fixed_rule_method']})",
+                     cell("always_full_ft"), cell("random"),
+                     f"{diff.get('diff', 0):+.2f} [{diff.get('ci90', [0, 0])[0]:.1f}, {diff.get('ci90', [0, 0])[1]:.1f}]",
+                     fmt(s["gap_closed"]["metamodel"], ".2f"), fmt(s["gap_closed"]["race"], ".2f"),
+                     fmt(s["coverage80"], ".2f")])
+    lines = [f"(s) Budgeted scenarios by replay on {rel(path)}: {len(rows)} runs, {result['n_groups']} held-out "
+             f"groups, {result['n_sets']} sets; fitted in {fitted_s:.0f}s" + (f"; {note}" if note else ""),
+             table(["scenario", "metamodel", "race", "best fixed rule", "always full_ft", "random",
+                    "meta - fixed", "gap closed (meta)", "gap closed (race)", "coverage80"], body),
+             "metamodel regret by margin: " + json.dumps(margins),
+             "race regret by plan: " + json.dumps(plans)]
+    if cfg.get("write_kb_files", True):
+        json_path = ROOT / params["evaluation"]["evaluation_json"]
+        png_path = ROOT / params["evaluation"]["plot"]
+        json_path.write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+        plot_scenarios(result, png_path, f"Replay, leave-one-task-group-out: {len(rows)} runs, "
+                       f"{result['n_groups']} groups ({time.strftime('%Y-%m-%d')})")
+        lines.append(f"wrote {rel(json_path)} and {rel(png_path)}")
+    tables.append("\n".join(lines))
+
+
 def section_evaluation(params: dict[str, Any], out: dict[str, Any], tables: list[str]) -> None:
     from recommender.metamodel.evaluate import evaluate
 
@@ -289,7 +368,7 @@ def section_evaluation(params: dict[str, Any], out: dict[str, Any], tables: list
             body.append([name, "-", "-", "-", "-", "-", 0])
             continue
         hit = s.get("hit_at_3", extras["hit_at_3"].get(name))
-        body.append([name, fmt(s["top1_regret"]), fmt(hit, ".2f"), fmt(s.get("spearman"), ".2f"),
+        body.append([name, fmt(s["top1_regret"], ".3f"), fmt(hit, ".2f"), fmt(s.get("spearman"), ".2f"),
                      fmt(s.get("time_median_rel_error"), ".2f"), fmt(s.get("latency_median_rel_error"), ".2f"),
                      s["n_tasks"]])
     mm = extras["method_median"]
@@ -309,7 +388,7 @@ def section_evaluation(params: dict[str, Any], out: dict[str, Any], tables: list
         lines.append(f"NOT EVALUATED: {reason}.")
     lines.append("hit@3 of best_on_average / random and the 'method median' row are computed by this script "
                  "(evaluate() reports regret only for the baselines); always_* pick one run, so no hit@3.")
-    if cfg.get("write_kb_files", True):
+    if cfg.get("write_kb_files", False):
         json_path, png_path = ROOT / cfg["evaluation_json"], ROOT / cfg["plot"]
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
@@ -348,7 +427,7 @@ def section_warm_start(params: dict[str, Any], out: dict[str, Any], tables: list
     else:
         lines.append("no held-out set with enough measured configurations")
     eval_json = ROOT / params["evaluation"]["evaluation_json"]
-    if params["evaluation"].get("write_kb_files", True) and eval_json.exists():
+    if params["evaluation"].get("write_kb_files", False) and eval_json.exists():
         record = json.loads(eval_json.read_text(encoding="utf-8"))
         record["warm_start"] = summary
         eval_json.write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
@@ -523,7 +602,7 @@ def main(argv: list[str] | None = None) -> int:
         if name in params["sections"]:
             t0 = time.perf_counter()
             log(f"section {name} (load {load_avg()})")
-            {"evaluation": section_evaluation, "warm_start": section_warm_start, "latency": section_latency,
+            {"scenarios": section_scenarios, "evaluation": section_evaluation, "warm_start": section_warm_start, "latency": section_latency,
              "fit": section_fit}[name](params, out, tables)
             timings[name] = time.perf_counter() - t0
     total = time.perf_counter() - started

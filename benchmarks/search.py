@@ -60,11 +60,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-from _params import deep_merge, load_avg, set_dotted, table  # noqa: E402 - benchmarks/ is on sys.path
+# benchmarks/ is on sys.path; importing _params first sets the offline environment
+from _params import apply_overrides, fmt, load_avg, log, parameter_parser, read_params, table
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -74,32 +71,22 @@ SECTIONS = ("efficiency", "warm_start", "workers", "overhead")
 TPE_STARTUP_TRIALS = 5  # make_sampler's TPESampler(n_startup_trials=5)
 
 
-# -- parameters (same conventions as benchmarks/trainer.py) ----------------------------------------
+# -- parameters (flags shared through _params.parameter_parser) ------------------------------------
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--params", type=Path, default=DEFAULT_PARAMS, help="parameter file (JSON)")
-    ap.add_argument("--quick", action="store_true", help="1 task, few short trials: merge the 'quick' block")
+    ap = parameter_parser(__doc__, DEFAULT_PARAMS, DEFAULT_OUT, SECTIONS,
+                          quick_help="1 task, few short trials: merge the 'quick' block",
+                          set_example="search.max_epochs=2")
     ap.add_argument("--tasks", help="comma-separated bundled task names (default from the parameter file)")
     ap.add_argument("--n-train", type=int, help="train examples kept (seeded subsample)")
     ap.add_argument("--n-dev", type=int, help="dev examples kept")
     ap.add_argument("--n-trials", type=int, help="trials per search in (a) and (d)")
     ap.add_argument("--trial-time-budget", type=float, help="seconds per trial")
-    ap.add_argument("--only", help=f"comma-separated sections to run, of {','.join(SECTIONS)}")
     ap.add_argument("--keep-storage", action="store_true", help="keep the temporary SQLite file (path printed)")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="override any parameter, e.g. search.max_epochs=2 (repeatable)")
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="result JSON path")
     return ap.parse_args(argv)
 
 
 def build_params(args: argparse.Namespace) -> dict[str, Any]:
-    params = json.loads(args.params.read_text(encoding="utf-8"))
-    quick = params.pop("quick", {})
-    params.pop("_doc", None)
-    if args.quick:
-        params = deep_merge(params, quick)
-    params["quick"] = bool(args.quick)
+    params = read_params(args)
     if args.tasks:
         params["tasks"] = [t.strip() for t in args.tasks.split(",") if t.strip()]
     if args.n_train is not None:
@@ -110,33 +97,15 @@ def build_params(args: argparse.Namespace) -> dict[str, Any]:
         params["search"]["n_trials"] = args.n_trials
     if args.trial_time_budget is not None:
         params["search"]["trial_time_budget"] = args.trial_time_budget
-    if args.only:
-        params["sections"] = [s.strip() for s in args.only.split(",") if s.strip()]
     if args.keep_storage:
         params["keep_storage"] = True
-    for assignment in args.set:
-        set_dotted(params, assignment)
-    unknown = set(params["sections"]) - set(SECTIONS)
-    if unknown:
-        raise SystemExit(f"unknown sections {sorted(unknown)}; expected some of {list(SECTIONS)}")
+    params = apply_overrides(params, args, SECTIONS)
     if not params["tasks"]:
         raise SystemExit("no task to search")
     return params
 
 
 # -- small helpers ---------------------------------------------------------------------------------
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def fmt(value: Any, spec: str = ".1f") -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float) and not math.isfinite(value):
-        return "-"
-    return format(value, spec) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
-
-
 def pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
@@ -542,22 +511,22 @@ class Bench:
             out["task_load_s"] = time.perf_counter() - t0
         except Exception as exc:  # a probe only: report, do not fail the benchmark
             out["task_load_error"] = str(exc)[:200]
-        # one real process-isolated job (head_only, 2 steps, no latency), timed from the parent:
+        # one real process-isolated job (the probe method, 2 steps, no latency), timed from the parent:
         # Popen -> result line (minus the run's own wall_seconds) = before the trainer's clock;
         # result line -> process exit = after it
+        from recommender.search.job import TrialJob
         from recommender.types import Budget, RunResult
 
-        job = {"task": ref.to_dict(), "method": "head_only", "params": {},
-               "budget": Budget(max_steps=2, max_epochs=1.0, patience=None, eval_every_steps=10**6).to_dict(),
-               "model": None, "device": self.p["search"]["device"], "seed": 0, "latency": {"enabled": False},
-               "deadline": None}
+        job = TrialJob(ref, self.p["search"]["probe_method"], {},
+                       Budget(max_steps=2, max_epochs=1.0, patience=None, eval_every_steps=10**6),
+                       device=self.p["search"]["device"], latency={"enabled": False})
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         t0 = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-m", "recommender.search.trial_runner"], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=ROOT)
         assert proc.stdin is not None and proc.stdout is not None
         try:
-            proc.stdin.write(json.dumps(job) + "\n")
+            proc.stdin.write(job.to_json() + "\n")
             proc.stdin.flush()
             result, got = None, None
             for line in proc.stdout:
@@ -587,7 +556,7 @@ class Bench:
         # what the runner imports and loads before train() (a fresh interpreter, nothing else)
         code = ("import json, sys, time\n"
                 "t0 = time.perf_counter()\n"
-                "from recommender.cli import _quiet_library_warnings; _quiet_library_warnings()\n"
+                "from recommender.logging_setup import quiet_library_warnings; quiet_library_warnings()\n"
                 "from recommender.search.trial_runner import run_job\n"
                 "from recommender.search.config import TaskRef\n"
                 "from recommender.training import LatencyConfig, train\n"
@@ -638,12 +607,9 @@ def identical_prefix(a: SearchRun, b: SearchRun) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     params = build_params(args)
-    try:
-        from recommender.cli import _quiet_library_warnings
+    from recommender.logging_setup import quiet_library_warnings
 
-        _quiet_library_warnings()  # Optuna's deprecation / experimental warnings, once per sampler
-    except ImportError:
-        pass
+    quiet_library_warnings()  # Optuna's deprecation / experimental warnings, once per sampler
     from recommender.training.environment import describe_environment
 
     s = params["search"]

@@ -35,6 +35,15 @@ One run measures, on one short-text bundled task (``glue_sst2`` by default)::
               when other processes slowed the machine, and gives a probe-scaled step time.
               ``--quick`` times latency for a subset of methods only (methods.latency_methods) and
               reuses the base model's latency for methods that only change which weights train.
+  precision   (e) bf16 autocast (fp32 master weights) vs fp32, both with the fused AdamW: per
+              method, seconds per epoch and the final dev metric after the same epochs, for two
+              seeds; the runs alternate fp32 / bf16 so both see the same load. Full fine-tuning's
+              useful FLOP/s is taken against the matmul peak of its own precision (fp32 and bf16
+              matmuls measured in the same run). Sections (a)-(d) train in fp32, like the bare loop.
+  embeddings  (f) full fine-tuning with the token-embedding table trained vs frozen
+              (``freeze_embeddings``; about half of the model's weights get no gradient and no
+              optimizer state): seconds per epoch and the final dev metric after the same epochs,
+              two seeds, runs alternating.
 
 Ratios are only meaningful within one run: the machine may be shared. Prints tables and writes
 ``benchmarks/results/trainer.json``. Parameters: ``benchmarks/params/trainer.json``.
@@ -51,7 +60,6 @@ import argparse
 import importlib
 import json
 import math
-import os
 import random
 import resource
 import statistics
@@ -62,43 +70,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# benchmarks/ is on sys.path; importing _params first sets the offline environment
+from _params import apply_overrides, fmt, load_avg, log, parameter_parser, read_params, table
 
-from _params import deep_merge, load_avg, set_dotted, table  # noqa: E402 - benchmarks/ is on sys.path
+from recommender.methods.base import REFERENCE_METHOD  # full fine-tuning
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_PARAMS = HERE / "params" / "trainer.json"
 DEFAULT_OUT = HERE / "results" / "trainer.json"
-SECTIONS = ("throughput", "padding", "flops", "methods")
+SECTIONS = ("throughput", "padding", "flops", "methods", "precision", "embeddings")
 
 
 # -- parameters ------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--params", type=Path, default=DEFAULT_PARAMS, help="parameter file (JSON)")
-    ap.add_argument("--quick", action="store_true", help="few steps: merge the file's 'quick' block")
+    ap = parameter_parser(__doc__, DEFAULT_PARAMS, DEFAULT_OUT, SECTIONS,
+                          quick_help="few steps: merge the file's 'quick' block", set_example="throughput.steps=100")
     ap.add_argument("--task", help="bundled task name (default from the parameter file)")
     ap.add_argument("--n-train", type=int, help="train examples kept (seeded subsample)")
     ap.add_argument("--n-dev", type=int, help="dev examples kept (only the final evaluation uses them)")
     ap.add_argument("--methods", help="comma-separated methods for the per-method table (default: all)")
-    ap.add_argument("--only", help=f"comma-separated sections to run, of {','.join(SECTIONS)}")
     ap.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice)")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="override any parameter, e.g. throughput.steps=100 (repeatable)")
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="result JSON path")
     return ap.parse_args(argv)
 
 
 def build_params(args: argparse.Namespace) -> dict[str, Any]:
-    params = json.loads(args.params.read_text(encoding="utf-8"))
-    quick = params.pop("quick", {})
-    params.pop("_doc", None)
-    if args.quick:
-        params = deep_merge(params, quick)
-    params["quick"] = bool(args.quick)
+    params = read_params(args)
     if args.task:
         params["task"] = args.task
     if args.n_train is not None:
@@ -107,34 +103,15 @@ def build_params(args: argparse.Namespace) -> dict[str, Any]:
         params["n_dev"] = args.n_dev
     if args.methods:
         params["methods"]["names"] = [m.strip() for m in args.methods.split(",") if m.strip()]
-    if args.only:
-        params["sections"] = [s.strip() for s in args.only.split(",") if s.strip()]
     if args.threads is not None:
         params["threads"] = args.threads
-    for assignment in args.set:
-        set_dotted(params, assignment)
-    unknown = set(params["sections"]) - set(SECTIONS)
-    if unknown:
-        raise SystemExit(f"unknown sections {sorted(unknown)}; expected some of {list(SECTIONS)}")
-    return params
+    return apply_overrides(params, args, SECTIONS)
 
 
 # -- small helpers ---------------------------------------------------------------------------------
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def fmt(value: Any, spec: str = ".1f") -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float) and not math.isfinite(value):
-        return "-"
-    return format(value, spec) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
 
 
 def budget_for(steps: int) -> Any:
@@ -145,10 +122,11 @@ def budget_for(steps: int) -> Any:
 
 
 # -- matmul peak -----------------------------------------------------------------------------------
-def matmul_gflops(n: int, seconds: float) -> float:
+def matmul_gflops(n: int, seconds: float, dtype: str = "fp32") -> float:
     import torch
 
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    kind = torch.bfloat16 if dtype == "bf16" else torch.float32
+    a, b = torch.randn(n, n, dtype=kind), torch.randn(n, n, dtype=kind)
     for _ in range(3):
         a @ b
     repeats, start = 0, time.perf_counter()
@@ -182,7 +160,8 @@ class TrainerRun:
 
 
 def run_trainer(task: Any, method: str, params: dict[str, Any], steps: int, seed: int, device: str,
-                latency: Any = None, between_steps: Callable[[int], None] | None = None) -> TrainerRun:
+                latency: Any = None, between_steps: Callable[[int], None] | None = None,
+                precision: str = "fp32") -> TrainerRun:
     """``train()`` for ``steps`` steps; ``between_steps(k)`` runs after step k (0-based), off its clock."""
     from recommender.training import LatencyConfig, train
 
@@ -198,7 +177,7 @@ def run_trainer(task: Any, method: str, params: dict[str, Any], steps: int, seed
     load = load_avg()
     start = time.perf_counter()
     result = train(task, method, params=params, budget=budget_for(steps), device=device, seed=seed,
-                   latency=latency or LatencyConfig(enabled=False), on_step=on_step)
+                   latency=latency or LatencyConfig(enabled=False), on_step=on_step, precision=precision)
     end = time.perf_counter()
     step_ms = [(enters[k] - exits[k - 1]) * 1000 for k in range(1, len(enters))]
     in_callback = sum(b - a for a, b in zip(enters[:-1], exits[:-1], strict=True))
@@ -208,7 +187,7 @@ def run_trainer(task: Any, method: str, params: dict[str, Any], steps: int, seed
 
 
 def trainer_plan(features: Any, batch_size: int, group_by_length: bool, seed: int, steps: int) -> list[list[int]]:
-    """The trainer's batches for a single-task run (same seeds as ``_Run._epoch_batches``)."""
+    """The trainer's batches for a single-task run (same seeds as ``TrainingLoop.epoch_batches``)."""
     from recommender.training.data import batch_indices
 
     plan: list[list[int]] = []
@@ -248,7 +227,7 @@ class BareLoop:
         np.random.seed(seed)
         torch.manual_seed(seed)
         self.model = load_model(model_path, task.task_type, task.num_labels)
-        make_method("full_ft").apply(self.model)
+        make_method(REFERENCE_METHOD).apply(self.model)
         self.model.to(device)
         self.model.train()
         self.inputs, self.labels = [], []
@@ -362,7 +341,7 @@ class Bench:
         from recommender.methods.base import make_method
 
         return BareLoop(self.task, self.model_path, self.features, plan,
-                        lr=make_method("full_ft").default_learning_rate, weight_decay=self.config.weight_decay,
+                        lr=make_method(REFERENCE_METHOD).default_lr(), weight_decay=self.config.weight_decay,
                         max_grad_norm=self.config.max_grad_norm, seed=self.seed, device=self.device,
                         pad_id=self.pad_id, pad_to=pad_to)
 
@@ -382,7 +361,7 @@ class Bench:
             log(f"throughput: repeat {r + 1}/{repeats}: trainer and bare loop interleaved, {steps} steps each "
                 f"(load {load_avg()})")
             bare = self.bare_loop(plan)
-            run = run_trainer(self.task, "full_ft", self.base_params, steps, self.seed, self.device,
+            run = run_trainer(self.task, REFERENCE_METHOD, self.base_params, steps, self.seed, self.device,
                               between_steps=bare.step)
             res = run.result
             if res.status != "complete" or len(bare.step_s) != steps:
@@ -473,7 +452,7 @@ class Bench:
             for r in range(repeats):
                 log(f"padding: A{r + 1} trainer {name} x bare dynamic_grouped, {steps} steps (load {load_avg()})")
                 bare = self.bare_loop(g_plan)
-                run_a = run_trainer(self.task, "full_ft", merged, steps, self.seed, self.device,
+                run_a = run_trainer(self.task, REFERENCE_METHOD, merged, steps, self.seed, self.device,
                                     between_steps=bare.step)
                 bare_ms = [x * 1000 for x in bare.step_s[1:]]
                 ratios_a.append(sum(run_a.step_ms) / sum(bare_ms))
@@ -486,7 +465,7 @@ class Bench:
                 self.check_run(run_a)
                 log(f"padding: B{r + 1} trainer dynamic_grouped x bare {name}, {steps} steps (load {load_avg()})")
                 bare = self.bare_loop(v_plan, pad_to=pad_to)
-                run_b = run_trainer(self.task, "full_ft", self.base_params, steps, self.seed, self.device,
+                run_b = run_trainer(self.task, REFERENCE_METHOD, self.base_params, steps, self.seed, self.device,
                                     between_steps=bare.step)
                 bare_ms = [x * 1000 for x in bare.step_s[1:]]
                 ratios_b.append(sum(bare_ms) / sum(run_b.step_ms))
@@ -598,7 +577,7 @@ class Bench:
             bursts.append(time.perf_counter() - t0)
 
         log(f"flops: full_ft run, {steps} steps, {per_step} matmuls ({n}^3) after each (load {load_avg()})")
-        run = run_trainer(self.task, "full_ft", self.base_params, steps, self.seed, self.device,
+        run = run_trainer(self.task, REFERENCE_METHOD, self.base_params, steps, self.seed, self.device,
                           between_steps=burst)
         res = run.result
         if res.status != "complete":
@@ -761,6 +740,98 @@ class Bench:
             + table(headers, rows) + note)
 
 
+def timed_run(task: Any, method: str, cfg: dict[str, Any], device: str, seed: int, precision: str,
+              params: dict[str, Any] | None = None) -> dict[str, float]:
+    """One training run of ``cfg['epochs']`` epochs (no early stop, no latency): its seconds per
+    epoch, final dev metric and useful FLOP/s."""
+    from recommender.training import LatencyConfig, train
+    from recommender.types import Budget
+
+    budget = Budget(max_epochs=float(cfg["epochs"]), patience=None, evals_per_epoch=1.0)
+    r = train(task, method, params=params, budget=budget, device=device, seed=seed, precision=precision,
+              latency=LatencyConfig(enabled=False))
+    if r.status != "complete":
+        raise RuntimeError(f"run {method} {params or ''} {precision} failed: {r.error}")
+    return {"seed": seed, "epoch_seconds": r.train_seconds / max(r.epochs, 1e-9), "metric": r.best_metric,
+            "metric_se": r.metric_se, "trainable_params": r.trainable_params,
+            "useful_flops_per_second": (r.train_flops or 0) / max(r.train_seconds, 1e-9)}
+
+
+def embeddings_section(bench: Any) -> None:
+    """(f) full fine-tuning with the embedding table trained vs frozen, alternating runs."""
+    from recommender.tasks import load_task
+
+    cfg = bench.p["embeddings"]
+    task = load_task(bench.p["task"]).subsample(cfg["n_train"], cfg["n_dev"], seed=0)
+    variants = {"trained": {}, "frozen": {"freeze_embeddings": True}}
+    runs: dict[str, list[dict[str, float]]] = {k: [] for k in variants}
+    for seed in cfg["seeds"]:
+        for name, extra in variants.items():
+            log(f"embeddings: {name} seed {seed} {cfg['precision']} (load {load_avg()})")
+            runs[name].append(timed_run(task, REFERENCE_METHOD, cfg, bench.device, seed, cfg["precision"], extra))
+    t = {k: statistics.median(x["epoch_seconds"] for x in v) for k, v in runs.items()}
+    m = {k: statistics.fmean(x["metric"] for x in v) for k, v in runs.items()}
+    bench.out["embeddings"] = {
+        "n_train": cfg["n_train"], "n_dev": cfg["n_dev"], "epochs": cfg["epochs"], "seeds": cfg["seeds"],
+        "precision": cfg["precision"], "runs": runs, "speedup": t["trained"] / t["frozen"],
+        "metric_diff_points": 100 * (m["frozen"] - m["trained"]),
+        "trainable_params": {k: v[0]["trainable_params"] for k, v in runs.items()}}
+    rows = [[k, fmt(runs[k][0]["trainable_params"], ",d"), fmt(t[k]), fmt(t["trained"] / t[k], ".2f"),
+             fmt(m[k], ".3f"), fmt(100 * (m[k] - m["trained"]), "+.1f")] for k in variants]
+    bench.tables.append(
+        f"(f) full fine-tuning, embedding table trained vs frozen, on {bench.p['task']} ({cfg['n_train']} "
+        f"train, {cfg['n_dev']} dev, {cfg['epochs']} epoch(s), {cfg['precision']}, seeds {cfg['seeds']}; "
+        "metric = mean over seeds)\n"
+        + table(["embeddings", "trainable", "s/epoch", "speed-up", "metric", "diff (pts)"], rows))
+
+
+def precision_section(bench: Any) -> None:
+    """(e) bf16 vs fp32: epoch time and quality per method, alternating runs."""
+    from recommender.tasks import load_task
+    from recommender.training.precision import cpu_supports_bf16
+
+    cfg = bench.p["precision"]
+    if bench.device == "cpu" and not cpu_supports_bf16():
+        bench.out["precision"] = {"skipped": "this CPU has no native bf16"}
+        bench.tables.append("(e) precision: skipped, this CPU has no native bf16")
+        return
+    task = load_task(bench.p["task"]).subsample(cfg["n_train"], cfg["n_dev"], seed=0)
+    n = int(bench.p["matmul"]["n"])
+    peaks = {p: [] for p in ("fp32", "bf16")}  # type: dict[str, list[float]]
+    runs: dict[str, dict[str, list[dict[str, float]]]] = {}
+    for method in cfg["methods"]:
+        for seed in cfg["seeds"]:
+            for prec in ("fp32", "bf16"):
+                peaks[prec].append(matmul_gflops(n, 0.5, prec))
+                log(f"precision: {method} seed {seed} {prec} (load {load_avg()})")
+                runs.setdefault(method, {}).setdefault(prec, []).append(
+                    timed_run(task, method, cfg, bench.device, seed, prec))
+    peak = {p: statistics.median(v) * 1e9 for p, v in peaks.items()}
+    rows, out = [], {}
+    for method, by in runs.items():
+        t32 = statistics.median(x["epoch_seconds"] for x in by["fp32"])
+        t16 = statistics.median(x["epoch_seconds"] for x in by["bf16"])
+        m32 = statistics.fmean(x["metric"] for x in by["fp32"])
+        m16 = statistics.fmean(x["metric"] for x in by["bf16"])
+        f32 = statistics.median(x["useful_flops_per_second"] for x in by["fp32"]) / peak["fp32"]
+        f16 = statistics.median(x["useful_flops_per_second"] for x in by["bf16"]) / peak["bf16"]
+        out[method] = {"runs": by, "epoch_seconds_fp32": t32, "epoch_seconds_bf16": t16,
+                       "speedup": t32 / t16, "metric_fp32": m32, "metric_bf16": m16,
+                       "metric_diff_points": 100 * (m16 - m32), "within_one_point": abs(m16 - m32) <= 0.01,
+                       "flops_vs_peak_fp32": f32, "flops_vs_peak_bf16": f16}
+        rows.append([method, fmt(t32), fmt(t16), fmt(t32 / t16, ".2f"), fmt(m32, ".3f"), fmt(m16, ".3f"),
+                     fmt(100 * (m16 - m32), "+.1f"), fmt(f32, ".2f"), fmt(f16, ".2f")])
+    bench.out["precision"] = {"n_train": cfg["n_train"], "n_dev": cfg["n_dev"], "epochs": cfg["epochs"],
+                              "seeds": cfg["seeds"], "matmul_peak_gflops": {k: v / 1e9 for k, v in peak.items()},
+                              "methods": out}
+    headers = ["method", "fp32 s/epoch", "bf16 s/epoch", "speed-up", "fp32 metric", "bf16 metric",
+               "diff (pts)", "FLOP/s / fp32 peak", "FLOP/s / bf16 peak"]
+    bench.tables.append(
+        f"(e) precision on {bench.p['task']} ({cfg['n_train']} train, {cfg['n_dev']} dev, {cfg['epochs']} "
+        f"epoch(s), seeds {cfg['seeds']}; metric = mean over seeds; matmul peak fp32 "
+        f"{peak['fp32'] / 1e9:.0f} / bf16 {peak['bf16'] / 1e9:.0f} GFLOP/s)\n" + table(headers, rows))
+
+
 def mergeable_by_design(name: str) -> bool:
     """The method implements a merge (adapter methods declare a ``not_mergeable_reason`` otherwise)."""
     from recommender.methods.base import get_method_class
@@ -793,7 +864,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in SECTIONS:
         if name in sections:
             t0, c0 = time.perf_counter(), cpu_seconds()
-            getattr(bench, name)()
+            section = {"precision": precision_section, "embeddings": embeddings_section}.get(name)
+            section(bench) if section else getattr(bench, name)()
             timings[name] = time.perf_counter() - t0
             cpu_times[name] = cpu_seconds() - c0
     bench.measure_matmul()
@@ -817,6 +889,12 @@ def main(argv: list[str] | None = None) -> int:
               "process_cpu_seconds": usage.ru_utime + usage.ru_stime,
               "results": bench.out}
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.only and args.out.exists():
+        # a partial run (--only) updates its sections and keeps the others' last results
+        previous = json.loads(args.out.read_text(encoding="utf-8"))
+        kept = {k: v for k, v in previous.get("results", {}).items() if k not in bench.out}
+        record["results"] = {**kept, **bench.out}
+        record["sections_from_earlier_runs"] = {k: previous.get("created") for k in kept}
     args.out.write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")
     return 0

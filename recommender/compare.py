@@ -4,13 +4,17 @@ user's own hardware and data."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from recommender.methods import get_method_class, method_names
-from recommender.report import quality_vs_time_figure, result_row, save_quality_vs_time_png
-from recommender.types import Budget, RunResult
+from recommender.report import (
+    quality_vs_time_figure,
+    relative_to_reference,
+    result_row,
+    save_quality_vs_time_png,
+)
+from recommender.types import RunResult
 
 
 def resolve_methods(spec: str | Sequence[str] | None, task_type: str | None = None) -> list[str]:
@@ -26,31 +30,17 @@ def resolve_methods(spec: str | Sequence[str] | None, task_type: str | None = No
     return names
 
 
-def compare_methods(task: Any, methods: Sequence[str], *, budget: Budget, model: str | None = None,
-                    device: str = "auto", seed: int = 0,
-                    on_result: Callable[[RunResult], None] | None = None,
-                    **train_kwargs: Any) -> list[RunResult]:
-    """Train each method with its defaults under the same budget; one result per method."""
-    from recommender.training import train
-
-    results = []
-    for name in methods:
-        result = train(task, name, budget=budget, model=model, device=device, seed=seed, **train_kwargs)
-        results.append(result)
-        if on_result is not None:
-            on_result(result)
-    return results
-
-
 def write_comparison(results: Sequence[RunResult], out_dir: Path, title: str = "") -> dict[str, Path]:
-    """Write ``results.csv``, ``results.json``, ``plot.html`` and ``plot.png`` into ``out_dir``."""
+    """Write ``results.csv``, ``results.json``, ``relative.csv`` (each method against full
+    fine-tuning: quality, time to convergence, latency overhead), ``plot.html`` and ``plot.png``."""
     import pandas as pd
 
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = [result_row(r) for r in results]
     paths = {"csv": out_dir / "results.csv", "json": out_dir / "results.json",
-             "html": out_dir / "plot.html", "png": out_dir / "plot.png"}
+             "relative": out_dir / "relative.csv", "html": out_dir / "plot.html", "png": out_dir / "plot.png"}
     pd.DataFrame(rows).to_csv(paths["csv"], index=False)
+    pd.DataFrame(relative_to_reference(results)).to_csv(paths["relative"], index=False)
     paths["json"].write_text(json.dumps([r.to_dict() for r in results], indent=1), encoding="utf-8")
     quality_vs_time_figure(rows, title).write_html(paths["html"], include_plotlyjs=True)
     save_quality_vs_time_png(rows, paths["png"], title)

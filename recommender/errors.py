@@ -53,3 +53,15 @@ class NotMergeableError(RecommenderError, ValueError):
 def unknown_name(kind: str, name: str, valid: list[str] | tuple[str, ...]) -> UnknownNameError:
     """Build the standard 'unknown X' error listing the valid names."""
     return UnknownNameError(f"unknown {kind} {name!r}; valid {kind}s: {', '.join(sorted(valid))}")
+
+
+class StorageNotFoundError(StorageError, FileNotFoundError):
+    """A command that only reads a run store was given one that does not exist (nothing is created)."""
+
+
+class SearchFailedError(RecommenderError, RuntimeError):
+    """A search stopped because its trials keep failing; the message quotes the last trial's error."""
+
+
+class SearchInterrupted(KeyboardInterrupt):
+    """SIGTERM or Ctrl-C reached a search or worker: the running trial is failed and the command ends."""

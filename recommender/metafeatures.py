@@ -158,11 +158,14 @@ def compute_metafeatures(task: Task, model: str | Path | None = None) -> MetaFea
     eval_language = spec.eval_language if spec.eval_language not in ("", "und", None) else language
     if spec.language in ("", "und", None) and spec.eval_language in (spec.language, "und", None, ""):
         eval_language = detect_language(task.texts("dev"))
+    if eval_language == "und":  # too little text to tell: no evidence of another language
+        eval_language = language
     return MetaFeatures(
         version=METAFEATURES_VERSION, fingerprint=task.fingerprint, task_type=task.task_type,
         n_train=len(task.train), n_dev=len(task.dev), n_labels=n_labels,
         label_entropy=round(entropy, 6), imbalance_ratio=round(imbalance, 6), is_pair=spec.is_pair,
-        language=language, eval_language=eval_language, cross_lingual=language != eval_language,
+        language=language, eval_language=eval_language,
+        cross_lingual=language != eval_language and "und" not in (language, eval_language),
         tokens_mean=float(np.mean(lengths)), tokens_p95=float(np.percentile(lengths, 95)),
         unk_rate=n_unk / n_pieces if n_pieces else 0.0,
         fertility=n_pieces / n_words if n_words else 0.0,

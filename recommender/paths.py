@@ -26,14 +26,15 @@ def search_spaces_dir() -> Path:
     return Path(os.environ.get("RECOMMENDER_SEARCH_SPACES_DIR", REPO_ROOT / "search_spaces"))
 
 
-def user_dir() -> Path:
+def user_dir(create: bool = True) -> Path:
     """Per-user folder for the default SQLite run store and caches (``RECOMMENDER_HOME``)."""
     default = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "recommender"
     path = Path(os.environ.get("RECOMMENDER_HOME", default))
-    path.mkdir(parents=True, exist_ok=True)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def default_storage_url() -> str:
+def default_storage_url(create: bool = True) -> str:
     """SQLite file in the user folder: the embedded default run store."""
-    return f"sqlite:///{user_dir() / 'runs.db'}"
+    return f"sqlite:///{user_dir(create) / 'runs.db'}"

@@ -6,19 +6,27 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from recommender.types import RunResult
+from recommender.methods.base import REFERENCE_METHOD
+from recommender.types import SERVING_BATCH, RunResult
 
 COLUMNS = ("method", "status", "metric", "time_to_best_s", "time_to_1pct_s", "train_s",
            "latency_b1_ms", "latency_bB_ms", "merged", "trainable_params", "peak_mem_mb")
 
 
-def result_row(result: RunResult, serving_batch: int = 32) -> dict[str, Any]:
+def metric_line(task: Any) -> str:
+    """``metric: macro_f1 (classes are imbalanced: 93 % / 7 %)``: which metric and why."""
+    reason = task.spec.metric_reason
+    return f"metric: {task.spec.metric}" + (f" ({reason})" if reason else "")
+
+
+def result_row(result: RunResult, serving_batch: int = SERVING_BATCH) -> dict[str, Any]:
     """One flat row per run: what people compare."""
     # None (printed "-"): a method without adapters has nothing to merge
     merged = None if result.mergeable is None else bool(result.mergeable)
     return {
         "task": result.task, "method": result.method, "status": result.status,
-        "metric_name": result.metric_name, "metric": result.best_metric,
+        "metric_name": result.metric_name, "metric": result.best_metric, "metric_se": result.metric_se,
+        "baseline": result.baseline_metric, "learned": result.learned, "precision": result.precision,
         "time_to_best_s": result.time_to_best_s, "time_to_1pct_s": result.time_to_within_1pct_s,
         "train_s": result.train_seconds, "wall_s": result.wall_seconds, "steps": result.steps,
         "latency_b1_ms": result.latency_ms(1), "latency_bB_ms": result.latency_ms(serving_batch),
@@ -101,3 +109,33 @@ def save_quality_vs_time_png(rows: Sequence[dict[str, Any]], path: Path, title: 
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+RELATIVE_COLUMNS = ("method", "quality_vs_full_ft", "time_vs_full_ft", "latency_b1_overhead",
+                    "latency_bB_overhead", "merged", "trainable_params")
+
+
+def relative_to_reference(results: Sequence[RunResult], reference: str = REFERENCE_METHOD,
+                          serving_batch: int = SERVING_BATCH) -> list[dict[str, Any]]:
+    """The seed papers' comparison for one task: per method, final quality minus the
+    reference's (points), time to convergence as a multiple of the reference's, and inference
+    latency overhead over the base model at batch 1 and the serving batch (merged where the
+    merge was verified exact). Empty without a reference run that has a metric."""
+    ref = next((r for r in results if r.method == reference and r.has_metric), None)
+    if ref is None:
+        return []
+    rows = []
+    for r in results:
+        if not r.has_metric:
+            continue
+        row: dict[str, Any] = {"method": r.method, "metric_name": r.metric_name,
+                               "quality_vs_full_ft": 100 * (float(r.best_metric) - float(ref.best_metric)),  # type: ignore[arg-type]
+                               "time_vs_full_ft": None, "merged": r.mergeable,
+                               "trainable_params": r.trainable_params}
+        if r.time_to_best_s and ref.time_to_best_s:
+            row["time_vs_full_ft"] = r.time_to_best_s / ref.time_to_best_s
+        for key, batch in (("latency_b1_overhead", 1), ("latency_bB_overhead", serving_batch)):
+            own, base = r.latency_ms(batch), r.base_latency_ms(batch)
+            row[key] = own / base - 1 if own and base else None
+        rows.append(row)
+    return rows

@@ -1,5 +1,12 @@
-"""Sweep: every registered method (defaults plus sampled configurations) over bundled tasks at
-several training-set sizes, recorded in the run store. Resumable: finished runs are skipped.
+"""Sweep: every registered method (defaults, a learning-rate grid around them, and sampled
+configurations) over bundled tasks at several training-set sizes, recorded in the run store.
+Resumable: finished runs are skipped.
+
+Protocol 2 (the default) trains to convergence: early stopping after ``patience`` evaluations
+without ``min_delta`` improvement on a fixed monitor subset of the dev set, never before
+``min_epochs``, with generous epoch caps (20 epochs at 500 examples, 8 from 2,000) and a
+wall-clock cap far above what convergence needs; the best checkpoint is then scored on the
+whole capped dev set with a bootstrap standard error, beside the constant predictor.
 
 One study per (task, size), named ``sweep:<task>:n<size>``. Each run is written with a single
 ``add_trial`` once it has finished, so an interrupted sweep leaves no half-written record.
@@ -13,62 +20,98 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from recommender.store import SCHEMA_VERSION, STUDY_ATTR, open_storage, result_attrs
+from recommender.store import open_storage, result_attrs
+from recommender.study_record import StudyRecord, read_record, write_record
 from recommender.types import Budget, RunResult
+
+PROTOCOL = 2
+
+
+def epoch_cap(size: int) -> float:
+    """Protocol 2's safety-net epoch cap: 20 epochs at 500 examples, 8 from 2,000."""
+    return float(min(20.0, max(8.0, 10_000 / max(1, size))))
 
 
 @dataclass(frozen=True)
 class SweepConfig:
+    """What a sweep runs, and the protocol every run follows (see the module docstring)."""
+
     tasks: tuple[str, ...]
     sizes: tuple[int, ...] = (500, 2000)
     methods: tuple[str, ...] | None = None
     n_sampled: int = 0
-    max_dev: int = 300
-    trial_time_budget: float = 120.0
-    max_epochs: float = 4.0
+    lr_multipliers: tuple[float, ...] = ()  # learning-rate grid: multiples of each default
+    max_dev: int = 1000
+    monitor_size: int = 300
+    trial_time_budget: float = 1800.0
+    max_epochs: float | None = None  # None: epoch_cap(size)
+    min_epochs: float | None = None  # None: a quarter of the epoch cap
     patience: int = 4
+    min_delta: float = 0.005
     evals_per_epoch: float = 2.0
+    precision: str = "auto"
     seed: int = 0
     model: str | None = None
     device: str = "auto"
+    protocol: int = PROTOCOL
+
+    def budget(self, size: int) -> Budget:
+        """Each run's Budget at training-set ``size``: ``trial_time_budget`` as its time limit,
+        the epoch cap and floor of protocol 2 where none is given, the other limits as set."""
+        cap = self.max_epochs if self.max_epochs is not None else epoch_cap(size)
+        floor = self.min_epochs if self.min_epochs is not None else cap / 4
+        return Budget.from_settings(self, max_seconds=self.trial_time_budget, max_epochs=cap,
+                                    min_epochs=min(floor, cap))
 
 
-def study_name(task: str, size: int) -> str:
-    return f"sweep:{task}:n{size}"
+def config_key(method: str, k: int, config: SweepConfig) -> str:
+    """``<method>#0`` defaults, ``<method>#lr<x>`` grid points, ``<method>#<k>`` sampled."""
+    n_grid = len(config.lr_multipliers)
+    if 1 <= k <= n_grid:
+        return f"{method}#lr{config.lr_multipliers[k - 1]:g}"
+    return f"{method}#{k if k == 0 else k - n_grid}"
+
+
+def study_name(task: str, size: int, protocol: int = PROTOCOL) -> str:
+    """``sweep:<task>:n<size>`` (protocol 1), ``sweep-p<k>:<task>:n<size>`` from protocol 2, so
+    the run ids of different protocols never collide in the knowledge base."""
+    return f"sweep:{task}:n{size}" if protocol == 1 else f"sweep-p{protocol}:{task}:n{size}"
 
 
 def plan(config: SweepConfig) -> list[tuple[int, str, str, int]]:
     """(size, task, method, config index) in run order: all tasks at the first size with
-    defaults first, so every task x method exists early; sampled configurations last."""
+    defaults first, so every task x method exists early; then the learning-rate grid points
+    (in the order given), then sampled configurations."""
     from recommender.compare import resolve_methods
+    from recommender.errors import ConfigError
     from recommender.tasks import bundled_spec
 
+    methods = resolve_methods(list(config.methods) if config.methods else None)
+    types = {task: bundled_spec(task)[0].task_type for task in config.tasks}
+    # a listed method runs on the tasks of the types it supports (a sweep spans task types)
+    supported = {t: set(resolve_methods(None, t)) for t in set(types.values())}
+    unused = [m for m in methods if not any(m in names for names in supported.values())]
+    if unused:
+        raise ConfigError(f"method {unused[0]!r} supports none of the sweep's task types "
+                          f"({', '.join(sorted(supported))})")
     order = []
-    for k in range(1 + config.n_sampled):
+    for k in range(1 + len(config.lr_multipliers) + config.n_sampled):
         for size in config.sizes:
             for task in config.tasks:
-                task_type = bundled_spec(task)[0].task_type
-                for method in resolve_methods(list(config.methods) if config.methods else None, task_type):
-                    order.append((size, task, method, k))
+                order += [(size, task, m, k) for m in methods if m in supported[types[task]]]
     return order
 
 
-#: runs recorded while the machine was busier than this (1-minute load per core) are re-run
-MAX_CLEAN_LOAD = 1.25
-
-
-def _already_in_knowledge_base(path: Any) -> set[tuple[str, str]]:
-    """(study, config) pairs the knowledge base holds from a quiet machine."""
+def _already_in_knowledge_base(path: Any, protocol: int = PROTOCOL) -> set[tuple[str, str]]:
+    """(study, config) pairs the knowledge base holds under ``protocol``. A run recorded on a
+    busy machine is kept, not re-run: its quality does not depend on the load, and its row
+    carries the load (``environment.cpu_load``) for analyses of time."""
     from recommender.knowledge_base import load_knowledge_base
 
     if path is None or not path.exists():
         return set()
-    known = set()
-    for row in load_knowledge_base(path):
-        load = row.result.environment.cpu_load if row.result.environment else None
-        if row.config_key and (load is None or load <= MAX_CLEAN_LOAD):
-            known.add((row.study, row.config_key))
-    return known
+    return {(row.study, row.config_key) for row in load_knowledge_base(path)
+            if row.protocol == protocol and row.config_key}
 
 
 def run_sweep(config: SweepConfig, storage: str | None = None,
@@ -83,16 +126,17 @@ def run_sweep(config: SweepConfig, storage: str | None = None,
     from recommender.search.spaces import METHOD_PARAM, fixed_distributions, get_space, sample_params
     from recommender.tasks import load_task
     from recommender.training import LatencyConfig, train
+    from recommender.training.config import EvalConfig
 
     store = open_storage(storage, heartbeat=False)
     all_methods = method_names()
     todo = plan(config)
-    known = _already_in_knowledge_base(skip_known_in)
+    known = _already_in_knowledge_base(skip_known_in, config.protocol)
     done_runs = 0
     studies: dict[str, tuple[optuna.Study, set[str]]] = {}
     tasks: dict[tuple[str, int], Any] = {}
     for index, (size, task_name, method, k) in enumerate(todo, start=1):
-        name = study_name(task_name, size)
+        name = study_name(task_name, size, config.protocol)
         if name not in studies:
             study = optuna.create_study(study_name=name, storage=store, direction="maximize",
                                         load_if_exists=True)
@@ -100,34 +144,34 @@ def run_sweep(config: SweepConfig, storage: str | None = None,
                     if t.state.is_finished()}
             studies[name] = (study, done)
         study, done = studies[name]
-        key = f"{method}#{k}"
+        key = config_key(method, k, config)
         if key in done or (name, key) in known:
             continue
         if (task_name, size) not in tasks:
             full = load_task(task_name)
             task = full.subsample(size, config.max_dev, seed=config.seed)
             tasks[(task_name, size)] = task
-            if STUDY_ATTR not in study.user_attrs:
-                study.set_user_attr(STUDY_ATTR, {
-                    "schema": SCHEMA_VERSION, "kind": "sweep", "task": task.spec.to_dict(),
-                    "task_name": task_name, "size": size,
-                    "metafeatures": compute_metafeatures(task, config.model).to_dict(),
-                    "sweep": asdict(config), "model": config.model or "bundled",
-                })
+            if read_record(study) is None:
+                write_record(study, StudyRecord(
+                    kind="sweep", task=task.spec.to_dict(), task_name=task_name, size=size,
+                    metafeatures=compute_metafeatures(task, config.model), sweep=asdict(config),
+                    model=config.model or "bundled", protocol=config.protocol))
         task = tasks[(task_name, size)]
         space = get_space(method)
-        defaults = space.defaults()
-        if k == 0:
-            values = defaults
-        else:
+        values = space.defaults()
+        distributions = fixed_distributions(method, all_methods)
+        if 1 <= k <= len(config.lr_multipliers):
+            values["learning_rate"] = values["learning_rate"] * config.lr_multipliers[k - 1]
+            distributions = _widened(distributions, space.optuna_name("learning_rate"),
+                                     values["learning_rate"])
+        elif k > len(config.lr_multipliers):
             values = sample_params(space, random.Random(f"{config.seed}:{task_name}:{size}:{key}"))
         params = {**space.constants, **values}
-        budget = Budget(max_seconds=config.trial_time_budget, max_epochs=config.max_epochs,
-                        patience=config.patience, evals_per_epoch=config.evals_per_epoch)
         started = time.time()
-        result = train(task, method, params=params, budget=budget, model=config.model,
-                       device=config.device, seed=config.seed, latency=LatencyConfig())
-        distributions = fixed_distributions(method, all_methods)
+        result = train(task, method, params=params, budget=config.budget(size), model=config.model,
+                       device=config.device, seed=config.seed, latency=LatencyConfig(),
+                       precision=config.precision,
+                       evaluation=EvalConfig(monitor_size=config.monitor_size, seed=config.seed))
         trial_params = {METHOD_PARAM: method, **{space.optuna_name(n): v for n, v in values.items()}}
         state = optuna.trial.TrialState.COMPLETE if result.has_metric and result.status in (
             "complete", "budget_exhausted") else optuna.trial.TrialState.FAIL
@@ -142,19 +186,13 @@ def run_sweep(config: SweepConfig, storage: str | None = None,
     return done_runs
 
 
-def sweep_counts(storage: str | None = None) -> dict[str, Any]:
-    """How many runs the storage's sweep studies hold, by status."""
-    from recommender.store import iter_runs
+def _widened(distributions: dict[str, Any], name: str, value: float) -> dict[str, Any]:
+    """The distributions with ``name``'s range stretched to hold ``value`` (a grid point may lie
+    outside the search space; the trial must still record it)."""
+    from optuna.distributions import FloatDistribution
 
-    counts: dict[str, int] = {}
-    tasks, methods = set(), set()
-    for run in iter_runs(storage):
-        if run.study_info.get("kind") != "sweep":
-            continue
-        counts[run.result.status] = counts.get(run.result.status, 0) + 1
-        tasks.add(run.study_info.get("task_name"))
-        methods.add(run.result.method)
-    return {"by_status": counts, "tasks": len(tasks), "methods": len(methods)}
+    old = distributions[name]
+    return {**distributions, name: FloatDistribution(min(old.low, value), max(old.high, value), log=old.log)}
 
 
 def default_sweep_tasks() -> Sequence[str]:

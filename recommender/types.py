@@ -17,10 +17,15 @@ from typing import Any, ClassVar, TypeVar
 from recommender.errors import ConfigError
 
 TASK_TYPES = ("classification", "regression", "extractive_qa", "token_classification")
-METRICS = ("accuracy", "mcc", "pearson", "f1")
 RUN_STATUSES = ("complete", "budget_exhausted", "pruned", "failed", "oom")
 
 T = TypeVar("T", bound="Record")
+#: a run "learned" when it beats the constant predictor by at least this much (metric units)
+LEARNED_MARGIN = 0.02
+#: the batch size latency is reported at beside batch 1 (a serving batch), unless one is given
+SERVING_BATCH = 32
+#: the app's upload limit (its server refuses bigger uploads, and the app checks it itself)
+MAX_UPLOAD_MB = 20
 
 
 class Record:
@@ -76,6 +81,9 @@ class TaskSpec(Record):
     text_pair_col: str | None = None
     label_col: str = "label"
     label_names: list[str] | None = None
+    positive_label: str | None = None  # binary: the class F1 / AP / ROC AUC are about
+    negative_label: str | None = None  # micro-F1 leaves this class out (e.g. "no relation")
+    metric_reason: str = ""  # why this metric: the benchmark's own (with source) or the rule
     language: str = "und"
     eval_language: str | None = None
     domain: str = "unknown"
@@ -92,8 +100,14 @@ class TaskSpec(Record):
             raise ConfigError(
                 f"task {self.name!r}: task_type={self.task_type!r}; expected one of {TASK_TYPES}"
             )
-        if self.metric not in METRICS:
-            raise ConfigError(f"task {self.name!r}: metric={self.metric!r}; expected one of {METRICS}")
+        from recommender.tasks.metrics import check_metric
+
+        n_labels = len(self.label_names) if self.label_names and self.task_type == "classification" else None
+        check_metric(self.task_type, self.metric, n_labels)
+        for role in ("positive_label", "negative_label"):
+            value = getattr(self, role)
+            if value is not None and self.label_names and value not in self.label_names:
+                raise ConfigError(f"task {self.name!r}: {role}={value!r} is not one of its labels")
         if not 0.0 < self.dev_fraction < 1.0:
             raise ConfigError(f"dev_fraction={self.dev_fraction}; expected a value in (0, 1)")
         if self.eval_language is None:
@@ -148,6 +162,8 @@ class Budget(Record):
     max_epochs: float = 3.0
     max_steps: int | None = None
     patience: int | None = 3
+    min_epochs: float = 0.0  # early stopping cannot trigger before this many epochs
+    min_delta: float = 0.0  # an evaluation must beat the best by more than this to reset patience
     target_score: float | None = None
     eval_every_steps: int | None = None
     evals_per_epoch: float = 2.0
@@ -165,17 +181,37 @@ class Budget(Record):
             raise ConfigError(f"Budget.eval_every_steps={self.eval_every_steps}; expected >= 1")
         if self.evals_per_epoch <= 0:
             raise ConfigError(f"Budget.evals_per_epoch={self.evals_per_epoch}; expected > 0")
+        if not 0 <= self.min_epochs <= self.max_epochs:
+            raise ConfigError(f"Budget.min_epochs={self.min_epochs}; expected 0 <= min_epochs <= max_epochs")
+        if not 0 <= self.min_delta < 1:
+            raise ConfigError(f"Budget.min_delta={self.min_delta}; expected a value in [0, 1)")
+        for name in ("max_seconds", "max_epochs", "target_score", "evals_per_epoch", "min_epochs", "min_delta"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise ConfigError(f"Budget.{name}={value}; expected a finite number")
+
+    @classmethod
+    def from_settings(cls, settings: Any, **given: Any) -> Budget:
+        """The one way a configuration becomes a run's Budget: every limit ``settings`` (a
+        ``SearchConfig``, a ``SweepConfig``) declares under a Budget field's name and does not
+        leave ``None``, then ``given`` on top (``max_seconds``: what a search grants one trial).
+
+        >>> Budget.from_settings(SimpleNamespace(patience=5, max_epochs=None), max_seconds=60.0)  # doctest: +SKIP
+        """
+        shared = {f.name: getattr(settings, f.name) for f in dataclasses.fields(cls)
+                  if getattr(settings, f.name, None) is not None}
+        return cls(**{**shared, **given})
 
     def stop_reason(
         self, *, elapsed: float, step: int, total_steps: int, evals_since_best: int,
-        best: float | None,
+        best: float | None, epoch: float = math.inf,
     ) -> str | None:
         """Return why training must stop now, or None to go on."""
         if self.max_seconds is not None and elapsed >= self.max_seconds:
             return "time_budget"
         if step >= total_steps:
             return "max_steps" if self.max_steps is not None and step >= self.max_steps else "epochs"
-        if self.patience is not None and evals_since_best >= self.patience:
+        if self.patience is not None and evals_since_best >= self.patience and epoch >= self.min_epochs:
             return "early_stopping"
         if self.target_score is not None and best is not None and best >= self.target_score:
             return "target_reached"
@@ -195,6 +231,7 @@ class EvalPoint(Record):
     metric: float
     metrics: dict[str, float] = field(default_factory=dict)
     train_loss: float | None = None  # mean training loss since the previous evaluation
+    flops: float | None = None  # training FLOPs so far (hardware-independent cost)
 
 
 @dataclass
@@ -207,6 +244,7 @@ class LatencyStats(Record):
     p95_ms: float
     merged: bool = False
     repeats: int = 0
+    precision: str = "fp32"  # the precision it was served in
 
 
 @dataclass
@@ -236,8 +274,14 @@ class RunResult(Record):
     params: dict[str, Any]
     status: str
     metric_name: str
-    best_metric: float | None = None
+    best_metric: float | None = None  # the best checkpoint, scored on the whole dev set
     best_metrics: dict[str, Any] = field(default_factory=dict)
+    metric_se: float | None = None  # bootstrap standard error of best_metric
+    baseline_metric: float | None = None  # the constant predictor, same metric, same dev set
+    baseline_metrics: dict[str, Any] = field(default_factory=dict)
+    baseline: str = ""  # the constant predictor in words ("always predicting 'no'")
+    precision: str = "fp32"  # training precision: fp32, bf16 (autocast) or fp16
+    monitor_n: int | None = None  # dev examples the curve was evaluated on (None: all)
     curve: list[EvalPoint] = field(default_factory=list)
     stop_reason: str | None = None
     error: str | None = None
@@ -283,6 +327,35 @@ class RunResult(Record):
     def has_metric(self) -> bool:
         return self.best_metric is not None and math.isfinite(self.best_metric)
 
+    @property
+    def gain(self) -> float | None:
+        """How far the result is above the constant predictor (None without both)."""
+        if not self.has_metric or self.baseline_metric is None:
+            return None
+        return float(self.best_metric) - self.baseline_metric  # type: ignore[arg-type]
+
+    @property
+    def learned(self) -> bool | None:
+        """Beat the constant predictor by a clear margin: at least LEARNED_MARGIN and two
+        standard errors. None where no baseline was recorded."""
+        gain = self.gain
+        if gain is None:
+            return None
+        return gain >= max(LEARNED_MARGIN, 2 * (self.metric_se or 0.0))
+
+    def verdict(self) -> str:
+        """One line: the score beside its baseline, and whether it learned, in plain words."""
+        if not self.has_metric:
+            return f"no {self.metric_name}: {self.status}"
+        text = f"{self.best_metric:.3f} {self.metric_name}"
+        if self.metric_se:
+            text += f" (± {self.metric_se:.3f})"
+        if self.baseline_metric is None:
+            return text
+        if self.learned:
+            return f"{text}; baseline {self.baseline_metric:.3f} ({self.baseline})"
+        return f"{text} = no better than {self.baseline} ({self.baseline_metric:.3f}): did not learn"
+
     def latency_ms(self, batch_size: int, *, merged: bool | None = None) -> float | None:
         """p50 latency at ``batch_size``: merged if measured and ``merged`` is not False."""
         rows = [x for x in self.latency if x.batch_size == batch_size]
@@ -327,7 +400,14 @@ class UserBudgets(Record):
 
 @dataclass
 class Candidate(Record):
-    """One recommended (method, hyperparameters) with predicted numbers and intervals."""
+    """One recommended (method, hyperparameters) with predicted numbers and intervals.
+
+    ``predicted_metric`` is the dev score predicted within the user's time budget (at
+    convergence without one): it is the number the rank is based on. ``predicted_gain`` is the
+    same prediction minus the task's baseline (a constant predictor's score);
+    ``predicted_gap`` is it minus the top pick's (positive only when the robust default keeps
+    rank 1 by the evaluation's margin; ``why`` then says so).
+    """
 
     rank: int
     method: str
@@ -346,6 +426,8 @@ class Candidate(Record):
     p_meets: dict[str, float]
     feasible: bool
     why: str = ""
+    predicted_gain: float | None = None
+    robust_default: bool = False
 
 
 @dataclass
@@ -367,3 +449,7 @@ class Recommendation(Record):
     top_features: list[str] = field(default_factory=list)
     hardware: dict[str, Any] = field(default_factory=dict)
     n_runs: int = 0
+    baseline_metric: float | None = None  # a constant predictor's score on this task
+    quality_at_s: float | None = None  # the training time the predicted metrics are for (None: convergence)
+    extrapolation: list[str] = field(default_factory=list)  # why the task is unlike the knowledge base
+    warnings: list[str] = field(default_factory=list)

@@ -153,7 +153,7 @@ def dedupe(rows, key_fn):
 
 
 def fmt(n):
-    return "{:,}".format(n)
+    return f"{n:,}"
 
 
 def reg(value):
@@ -943,7 +943,9 @@ def task_spec(task, src):
     return collections.OrderedDict([
         ("name", task.name),
         ("task_type", task.task_type),
-        ("metric", task.metric),
+        ("metric", OFFICIAL_METRICS[task.name][0]),
+        *([("positive_label", OFFICIAL_METRICS[task.name][1])] if OFFICIAL_METRICS[task.name][1] else []),
+        ("metric_reason", OFFICIAL_METRICS[task.name][2]),
         ("language", task.language),
         ("eval_language", task.eval_language),
         ("domain", task.domain),
@@ -1191,7 +1193,71 @@ def build_all(src, extras=False):
 # Verification (re-reads everything from disk)
 # ----------------------------------------------------------------------------
 
-SPEC_KEYS = ["name", "task_type", "metric", "language", "eval_language", "domain", "description", "source",
+#: each task's primary metric (the benchmark's own, else the default rule for its labels), the
+#: positive class where the metric is about one class, and where the choice comes from
+OFFICIAL_METRICS = {
+    'ag_news': ('accuracy', None,
+        'AG News benchmark (Zhang et al., 2015) reports test accuracy (error rate)'),
+    'chemprot': ('micro_f1', None,
+        'ChemProt as in SciBERT (Beltagy et al., 2019): micro-F1 over the relation classes; this version has no negative class, so it equals accuracy'),
+    'chnsenticorp_htl': ('mcc', None,
+        'no official benchmark for this hotel-review set: the default rule for imbalanced binary labels (69 % / 31 %)'),
+    'financial_phrasebank': ('macro_f1', None,
+        'FinBERT (Araci, 2019) reports accuracy and F1 on Financial PhraseBank; macro-F1 because the classes are imbalanced (61 % neutral)'),
+    'germeval2018_offense': ('macro_f1', None,
+        'GermEval 2018 shared task (Wiegand et al., 2018): macro-averaged F1 is the official measure'),
+    'glue_cola': ('mcc', None,
+        'GLUE (Wang et al., 2019): CoLA is scored by Matthews correlation'),
+    'glue_mrpc': ('f1', 'paraphrase',
+        'GLUE (Wang et al., 2019): MRPC reports F1 of the paraphrase class (and accuracy)'),
+    'glue_rte': ('accuracy', None,
+        'GLUE (Wang et al., 2019): RTE is scored by accuracy'),
+    'glue_sst2': ('accuracy', None,
+        'GLUE (Wang et al., 2019): SST-2 is scored by accuracy'),
+    'glue_stsb': ('pearson', None,
+        'GLUE (Wang et al., 2019): STS-B reports Pearson and Spearman correlation'),
+    'indonlu_smsa': ('macro_f1', None,
+        'IndoNLU (Wilie et al., 2020): every task is scored by macro-F1'),
+    'indonlu_wrete': ('macro_f1', None,
+        'IndoNLU (Wilie et al., 2020): every task is scored by macro-F1'),
+    'jglue_jsts': ('pearson', None,
+        'JGLUE (Kurihara et al., 2022): JSTS reports Pearson and Spearman correlation'),
+    'klue_nli': ('accuracy', None,
+        'KLUE (Park et al., 2021): KLUE-NLI is scored by accuracy'),
+    'plue_sst2_pt': ('accuracy', None,
+        'PLUE mirrors GLUE: SST-2 is scored by accuracy'),
+    'scicite': ('macro_f1', None,
+        'SciCite (Cohan et al., 2019) reports macro-F1'),
+    'sick_nli': ('accuracy', None,
+        'SICK entailment (SemEval-2014 Task 1, Marelli et al., 2014) is scored by accuracy'),
+    'sick_relatedness': ('pearson', None,
+        'SICK relatedness (SemEval-2014 Task 1): Pearson correlation is the primary measure'),
+    'squad': ('f1', None,
+        'SQuAD v1.1 (Rajpurkar et al., 2016): official token F1 (and exact match)'),
+    'tweeteval_emotion': ('macro_f1', None,
+        'TweetEval (Barbieri et al., 2020): emotion recognition is scored by macro-F1'),
+    'waimai_10k': ('mcc', None,
+        'no official benchmark for this delivery-review set: the default rule for imbalanced binary labels (67 % / 33 %)'),
+    'wikiann_de': ('f1', None,
+        'WikiANN as in XTREME (Hu et al., 2020): entity-level F1'),
+    'wikiann_hi': ('f1', None,
+        'WikiANN as in XTREME (Hu et al., 2020): entity-level F1'),
+    'wikiann_id': ('f1', None,
+        'WikiANN as in XTREME (Hu et al., 2020): entity-level F1'),
+    'wnut17': ('f1', None,
+        'WNUT-17 (Derczynski et al., 2017): entity-level F1'),
+    'xling_mrpc_en_pt': ('f1', 'paraphrase',
+        'GLUE / PLUE: MRPC reports F1 of the paraphrase class'),
+    'xling_rte_en_pt': ('accuracy', None,
+        'GLUE / PLUE: RTE is scored by accuracy'),
+    'xling_sst2_en_pt': ('accuracy', None,
+        'GLUE / PLUE: SST-2 is scored by accuracy'),
+    'xling_stsb_en_pt': ('pearson', None,
+        'GLUE / PLUE: STS-B reports Pearson correlation'),
+}
+
+
+SPEC_KEYS = ["name", "task_type", "metric", "metric_reason", "language", "eval_language", "domain", "description", "source",
              "train_file", "dev_file", "text_col", "text_pair_col", "label_col", "label_names", "n_train",
              "n_dev", "license"]
 
@@ -1216,7 +1282,7 @@ def verify(out_dir, names):
         tdir = os.path.join(out_dir, name)
         with open(os.path.join(tdir, "task.json"), encoding="utf-8") as f:
             spec = json.load(f)
-        check(list(spec) == SPEC_KEYS, "%s: task.json keys %r" % (name, list(spec)))
+        check([k for k in spec if k != "positive_label"] == SPEC_KEYS, "%s: task.json keys %r" % (name, list(spec)))
         check(spec["name"] == name, "%s: name mismatch" % name)
         check(os.path.isfile(os.path.join(tdir, "PROVENANCE.md")), "%s: no PROVENANCE.md" % name)
         train = load_jsonl(os.path.normpath(os.path.join(tdir, spec["train_file"])))

@@ -123,12 +123,20 @@ def wait_idle(driver: Any, timeout: float) -> None:
     WebDriverWait(driver, timeout, poll_frequency=0.05).until(lambda d: not script_running(d))
 
 
-def widget(driver: Any, testid: str, label: str) -> Any:
+def widget(driver: Any, testid: str, label: str, timeout: float = 60) -> Any:
+    """The first ``testid`` element labelled ``label``, waiting for the page to draw it."""
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
-    matches = [e for e in driver.find_elements(By.CSS_SELECTOR, f"[data-testid='{testid}']") if label in e.text]
-    assert matches, f"no {testid} labelled {label!r}"
-    return matches[0]
+    def find(d: Any) -> Any:
+        found = [e for e in d.find_elements(By.CSS_SELECTOR, f"[data-testid='{testid}']") if label in e.text]
+        return found[0] if found else False
+
+    try:
+        return WebDriverWait(driver, timeout, poll_frequency=0.1).until(find)
+    except TimeoutException:
+        raise AssertionError(f"no {testid} labelled {label!r} after {timeout:.0f}s") from None
 
 
 def choose_option(driver: Any, label: str, option: str) -> None:
@@ -142,14 +150,53 @@ def choose_option(driver: Any, label: str, option: str) -> None:
     field.send_keys(Keys.ENTER)
 
 
-def type_number(driver: Any, label: str, value: str) -> None:
+def type_number(driver: Any, label: str, value: str, commit: str = "enter") -> None:
+    """Type ``value`` into a number input; ``commit="tab"`` inside a form (Enter would submit it)."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
     field = widget(driver, "stNumberInput", label).find_element(By.TAG_NAME, "input")
     field.send_keys(Keys.CONTROL, "a")
     field.send_keys(value)
-    field.send_keys(Keys.ENTER)
+    field.send_keys(Keys.ENTER if commit == "enter" else Keys.TAB)
+
+
+def click_button(driver: Any, label: str, timeout: float = 60) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def button(d: Any) -> Any:
+        found = [b for b in d.find_elements(By.TAG_NAME, "button") if b.text.strip().endswith(label)]
+        return found[0] if found else False
+
+    WebDriverWait(driver, timeout, poll_frequency=0.1).until(button).click()
+
+
+def click_radio(driver: Any, label: str, timeout: float = 60) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def option(d: Any) -> Any:
+        found = [o for o in d.find_elements(By.CSS_SELECTOR, "[data-testid='stRadio'] label")
+                 if o.text.strip() == label]
+        return found[0] if found else False
+
+    WebDriverWait(driver, timeout, poll_frequency=0.1).until(option).click()
+
+
+def open_page(driver: Any, page: str, title: str, timeout: float = 120) -> None:
+    from selenium.webdriver.common.by import By
+
+    links = driver.find_elements(By.CSS_SELECTOR, "a[data-testid='stSidebarNavLink']")
+    next(a for a in links if a.text.strip().endswith(page)).click()
+    wait_for_text(driver, title, timeout)
+    wait_idle(driver, timeout)
+
+
+def upload_file(driver: Any, path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.CSS_SELECTOR, "[data-testid='stFileUploader'] input[type='file']").send_keys(str(path))
 
 
 def wait_for_chart(driver: Any, timeout: float) -> None:
@@ -187,7 +234,7 @@ def test_recommendation_in_a_real_browser(served_app, tmp_path):
         choose_option(driver, "Bundled task", "glue_rte")
         wait_for_text(driver, "Recommendations for glue_rte", RECOMMENDATION_WAIT_S)
         type_number(driver, "Latency (ms per batch)", "150")
-        time.sleep(0.5)
+        wait_for_text(driver, "latency ≤ 150 ms at batch 1", 120)  # the new budget's recommendation
         wait_idle(driver, 120)
         text = body_text(driver)
         assert "Top pick" in text and "Why" in text and "Nearest past tasks" in text, text[-2000:]
@@ -195,6 +242,7 @@ def test_recommendation_in_a_real_browser(served_app, tmp_path):
         assert "Traceback" not in text
         wait_for_chart(driver, 60)
         time.sleep(1.0)  # let the chart finish drawing
+        wait_idle(driver, 60)
         shot = tmp_path / "recommend.png"
         assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
         if os.environ.get("APP_SCREENSHOT"):
@@ -208,6 +256,133 @@ def test_recommendation_in_a_real_browser(served_app, tmp_path):
             assert "Traceback" not in body_text(driver)
     finally:
         driver.quit()
+
+
+def review_rows(n: int) -> str:
+    """A CSV of ``n`` short reviews whose column names the library cannot guess (mapping needed)."""
+    words = ["great", "awful", "fine", "boring", "lovely", "dull", "superb", "weak"]
+    return "body,stars\n" + "".join(f"{words[i % 8]} film number {i} with {words[(i * 3) % 8]} acting,"
+                                     f"{'pos' if i % 8 in (0, 2, 4, 6) else 'neg'}\n" for i in range(n))
+
+
+def assert_recommend_kept(driver: Any) -> None:
+    """Back on Recommend: the upload, its mapping and the budgets are all still there."""
+    from selenium.webdriver.common.by import By
+
+    open_page(driver, "Recommend", "Recommend a fine-tuning strategy", RECOMMENDATION_WAIT_S)
+    wait_for_text(driver, "Recommendations for reviews.csv", RECOMMENDATION_WAIT_S)
+    text = body_text(driver)
+    assert "uploaded earlier in this session" in text and "latency ≤ 500 ms at batch 1" in text, text[:3000]
+    tasks = widget(driver, "stNumberInput", "Tasks to serve").find_element(By.TAG_NAME, "input")
+    assert tasks.get_attribute("value") == "20"
+
+
+@pytest.mark.slow
+def test_the_whole_flow_in_a_real_browser(tmp_path):
+    """upload -> recommend with budgets -> search from the recommendation (tiny budgets) -> watch
+    the running trial -> runs -> export the winner -> its train.py --help runs; what was entered
+    survives every page change."""
+    import io
+    import zipfile
+
+    from selenium.webdriver.common.by import By
+
+    reason = _missing()
+    if reason:
+        pytest.skip(reason)
+    home = tmp_path / "home"
+    data = tmp_path / "reviews.csv"
+    data.write_text(review_rows(400), encoding="utf-8")
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    port = free_port()
+    env = {**os.environ, "RECOMMENDER_HOME": str(home), "RECOMMENDER_APP_WARMUP": "0"}
+    proc = start_server(port, tmp_path / "server.log", env)
+    driver = None
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(url, proc)
+        driver = make_driver(tmp_path / "profile")
+        driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+        driver.get(url)
+        wait_for_text(driver, "Recommend a fine-tuning strategy", 60)
+        # upload, map the columns, recommend with budgets
+        click_radio(driver, "Upload a file")
+        wait_for_text(driver, "Task data: CSV, TSV or JSONL", 60)
+        upload_file(driver, data)
+        wait_for_text(driver, "400 rows", 120)
+        choose_option(driver, "Text column", "body")
+        wait_idle(driver, 120)
+        choose_option(driver, "Label column", "stars")
+        wait_for_text(driver, "Recommendations for reviews.csv", RECOMMENDATION_WAIT_S)
+        type_number(driver, "Tasks to serve", "20")
+        wait_idle(driver, 120)
+        type_number(driver, "Latency (ms per batch)", "500")
+        wait_for_text(driver, "latency ≤ 500 ms at batch 1", 120)
+        wait_idle(driver, 120)
+        assert "Traceback" not in body_text(driver)
+
+        # search from the recommendation: it arrives with the task, the methods and the budgets
+        click_button(driver, "Verify with a search")
+        wait_for_text(driver, "From your recommendation", 120)
+        wait_idle(driver, 120)
+        text = body_text(driver)
+        assert "reviews.csv (your upload)" in text, text[:3000]
+        latency = widget(driver, "stNumberInput", "Latency budget (ms)").find_element(By.TAG_NAME, "input")
+        assert float(latency.get_attribute("value")) == 500
+        type_number(driver, "Total time budget (s)", "120", commit="tab")
+        type_number(driver, "Trial budget (number of trials)", "1", commit="tab")
+        type_number(driver, "Time per trial (s)", "30", commit="tab")
+        type_number(driver, "At most N training examples", "64", commit="tab")
+        type_number(driver, "At most N dev examples", "32", commit="tab")
+        click_button(driver, "Start search")
+        wait_for_text(driver, "started (pid", 120)
+        # watch the trial while it runs, then the finished search
+        wait_for_text(driver, "Trial #0 running:", 240)
+        assert "Time left" in body_text(driver)
+        wait_for_text(driver, "Best feasible so far", 400)
+        assert "Traceback" not in body_text(driver)
+        assert_recommend_kept(driver)
+
+        open_page(driver, "Runs", "Measured runs")
+        assert "Traceback" not in body_text(driver)
+
+        open_page(driver, "Export", "Export a configuration")
+        click_radio(driver, "A trial of a search")
+        widget(driver, "stSelectbox", "Trial")  # the trial's choices are drawn, not the recommendation's
+        wait_idle(driver, 60)
+        click_button(driver, "Build the bundle")
+        wait_for_text(driver, "Bundle ready", 240)
+        click_button(driver, "Download the bundle")
+        deadline = time.time() + 60
+        while time.time() < deadline and not list(downloads.glob("*.zip")):
+            time.sleep(0.5)
+        bundle_zip = next(downloads.glob("*.zip"))
+        zipfile.ZipFile(io.BytesIO(bundle_zip.read_bytes())).extractall(tmp_path / "bundle")
+        script = next((tmp_path / "bundle").rglob("train.py"))
+        run = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        assert run.returncode == 0 and "--data" in run.stdout, run.stderr[-2000:]
+
+        assert_recommend_kept(driver)
+    except Exception:
+        if driver is not None:  # what the page showed, for the failure report
+            (tmp_path / "page.txt").write_text(body_text(driver), encoding="utf-8")
+            driver.save_screenshot(str(tmp_path / "page.png"))
+        raise
+    finally:
+        if driver is not None:
+            driver.quit()
+        stop_server(proc)
+        from recommender.search.background import list_searches, stop_search
+
+        os.environ["RECOMMENDER_HOME"], previous = str(home), os.environ["RECOMMENDER_HOME"]
+        try:
+            for record in list_searches():
+                if record["alive"]:
+                    stop_search(record["study"])
+        finally:
+            os.environ["RECOMMENDER_HOME"] = previous
 
 
 def test_server_binds_localhost_only(served_app):

@@ -22,7 +22,8 @@ from recommender.errors import (
     StorageError,
     UnknownNameError,
 )
-from recommender.export import ExportError, check_mergeable, export_recommendation, export_trial
+from recommender.export import BundleSpec, ExportError, check_mergeable, export_recommendation, export_trial
+from recommender.export.spec import jsonable
 from recommender.search.config import SearchConfig, TaskRef
 
 STUDY = "s"
@@ -107,7 +108,7 @@ def test_bundle_records_everything_and_train_py_reproduces_the_trial(searched, r
     config = json.loads((bundle / "config.json").read_text())
     assert config["schema_version"] == 1 and config["kind"] == "measured" and "predicted" not in config
     assert config["method"] == "lora" and config["source"]["trial"] == best.number
-    assert config["adapters_config"]["architecture"] == "lora" and config["adapters_config"]["r"] == 8
+    assert config["adapters_config"]["architecture"] == "lora" and config["adapters_config"]["r"] == best.params.get("r", 8)  # the trial's (warm-started) rank
     assert config["hyperparameters"]["learning_rate"] == best.params["learning_rate"]
     assert config["model"] == "bundled" and config["seed"] == 0
     assert config["task"]["ref"]["source"] == "glue_sst2" and config["task"]["metafeatures"]["n_train"] == 32
@@ -118,6 +119,8 @@ def test_bundle_records_everything_and_train_py_reproduces_the_trial(searched, r
     assert measured["latency"]["b1_ms"]["unmerged"] > 0 and measured["latency"]["b1_ms"]["merged"] > 0
     assert measured["peak_memory_mb"] > 0 and measured["artifact_bytes"] > 0
     assert config["environment"]["trial"]["packages"]["adapters"]
+    spec = BundleSpec.from_dict(config)  # the typed record reads back key for key
+    assert spec.is_measured and spec.source.trial == best.number and jsonable(spec.to_dict()) == config
     readme = (bundle / "README.md").read_text()
     assert f"{best.metric:.4f}" in readme and "lora" in readme
 
@@ -254,9 +257,15 @@ def test_existing_output_is_refused_unless_forced(searched, tmp_path):
     (out / "mine.txt").write_text("keep me")
     with pytest.raises(ExportError, match="already exists.*--force"):
         export_trial(searched["url"], STUDY, "best", out)
+    with pytest.raises(ExportError, match="not an earlier bundle"):  # --force replaces only a bundle
+        export_trial(searched["url"], STUDY, "best", out, force=True)
     assert (out / "mine.txt").read_text() == "keep me"
+    (out / "mine.txt").unlink()
+    out.rmdir()
+    export_trial(searched["url"], STUDY, "best", out)
+    (out / "stale.txt").write_text("from an older export")
     export_trial(searched["url"], STUDY, "best", out, force=True)
-    assert (out / "config.json").is_file() and not (out / "mine.txt").exists()
+    assert (out / "config.json").is_file() and not (out / "stale.txt").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
 
 
@@ -305,7 +314,7 @@ def test_recommendation_bundle_labels_every_number_as_predicted(searched, tmp_pa
     assert "PREDICTED, NOT MEASURED" in readme and "predicted dev metric 0.8400" in readme
     assert "small data" in readme
     py_compile.compile(str(bundle / "train.py"), doraise=True)
-    assert "'r': 16" in (bundle / "train.py").read_text()
+    assert "'r': 16" not in (bundle / "train.py").read_text()  # read from config.json at run time
 
     out = tmp_path / "rec2"
     with pytest.raises(UnknownNameError, match="unknown method 'lorra'"):

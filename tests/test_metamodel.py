@@ -4,6 +4,7 @@ recommendations that respond to budgets, and bad knowledge-base files."""
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -11,6 +12,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from recommender.errors import ConfigError, DataError
 from recommender.knowledge_base import default_path, load_knowledge_base
 from recommender.metamodel.estimators import MetaModel, QuantileGradientBoosting
+from recommender.tasks.metrics import metric_range
 from recommender.types import UserBudgets
 
 
@@ -44,6 +46,13 @@ def kb_rows():
 @pytest.fixture(scope="module")
 def fitted(kb_rows):
     return MetaModel(max_iter=60).fit(kb_rows)
+
+
+@pytest.fixture(scope="module")
+def predictor(kb_rows):
+    from recommender.metamodel.predictor import fit_predictor
+
+    return fit_predictor(kb_rows)
 
 
 @pytest.fixture(scope="module")
@@ -171,13 +180,13 @@ def test_warm_start_replay_runs_leave_one_task_out(kb_rows):
         warm_start_replay(kb_rows, k=-1)
 
 
-def test_recommendation_ranks_feasible_first_and_respects_a_tight_latency_budget(fitted, rte):
+def test_recommendation_ranks_feasible_first_and_respects_a_tight_latency_budget(predictor, rte):
     from recommender.metamodel.recommend import recommend
 
-    loose = recommend(rte, UserBudgets(), model=fitted, top=20)
+    loose = recommend(rte, UserBudgets(), model=predictor, top=20)
     latencies = sorted(c.predicted_latency_ms for c in loose.candidates if c.predicted_latency_ms)
     budget = latencies[len(latencies) // 2]  # about half the candidates fit
-    tight = recommend(rte, UserBudgets(latency_budget_ms=budget), model=fitted, top=20)
+    tight = recommend(rte, UserBudgets(latency_budget_ms=budget), model=predictor, top=20)
     feasible = [c for c in tight.candidates if c.feasible]
     assert feasible, "some candidate fits a median latency budget"
     first = tight.candidates[0]
@@ -186,19 +195,19 @@ def test_recommendation_ranks_feasible_first_and_respects_a_tight_latency_budget
     assert ranks == sorted(ranks, reverse=True)  # every feasible candidate before any infeasible one
 
 
-def test_many_tasks_with_little_storage_never_ranks_full_models_first(fitted, rte):
+def test_many_tasks_with_little_storage_never_ranks_full_models_first(predictor, rte):
     from recommender.metamodel.recommend import recommend
 
-    rec = recommend(rte, UserBudgets(n_tasks=20, storage_budget_mb=500), model=fitted, top=10)
+    rec = recommend(rte, UserBudgets(n_tasks=20, storage_budget_mb=500), model=predictor, top=10)
     assert rec.candidates[0].method not in ("full_ft", "tapt_ft")
     full = [c for c in rec.candidates if c.method == "full_ft"]
     assert all(c.storage_mb > 500 and not c.feasible for c in full)
 
 
-def test_impossible_budgets_get_an_answer_that_names_the_binding_budget(fitted, rte):
+def test_impossible_budgets_get_an_answer_that_names_the_binding_budget(predictor, rte):
     from recommender.metamodel.recommend import recommend
 
-    rec = recommend(rte, UserBudgets(max_trainable_params=1, latency_budget_ms=0.001), model=fitted)
+    rec = recommend(rte, UserBudgets(max_trainable_params=1, latency_budget_ms=0.001), model=predictor)
     assert not rec.feasible_found and rec.candidates
     assert rec.binding_budget is not None and rec.relax_advice
 
@@ -222,7 +231,7 @@ def test_corrupt_empty_and_newer_knowledge_bases_are_reported(tmp_path):
         load_knowledge_base(path)
 
 
-def test_recommend_then_export_bundle_then_train_py_round_trip(fitted, tmp_path):
+def test_recommend_then_export_bundle_then_train_py_round_trip(predictor, tmp_path):
     import subprocess
     import sys
 
@@ -231,7 +240,7 @@ def test_recommend_then_export_bundle_then_train_py_round_trip(fitted, tmp_path)
     from recommender.tasks import load_task
 
     task = load_task("glue_sst2")
-    rec = recommend(task, UserBudgets(max_trainable_params=200_000), model=fitted)
+    rec = recommend(task, UserBudgets(max_trainable_params=200_000), model=predictor)
     top = rec.candidates[0]
     assert top.trainable_params <= 200_000
     bundle = export_recommendation(top, "glue_sst2", rec.metafeatures, tmp_path / "bundle")
@@ -253,3 +262,156 @@ def test_recommend_cli_prints_a_ranked_table_and_json():
     data = json.loads(out.stdout)
     assert data["candidates"] and data["candidates"][0]["rank"] == 1
     assert "latency" in data["candidates"][0]["p_meets"]
+
+
+# --- quality at a budget, rank = shown metric, intervals, cache (issue 13) -----------------------
+def test_quality_at_budget_is_monotone_in_the_training_budget(predictor):
+    import numpy as np
+
+    rows = predictor.meta.rows_[::25]
+    grid = np.linspace(*predictor.quality.log_cost_range_, 25)
+    q = predictor.quality.predict(rows, grid)
+    assert q.shape == (len(rows), 25, 3)
+    assert (np.diff(q, axis=1) >= -1e-12).all()  # more budget never predicts less, interval ends included
+    assert (q[..., 0] <= q[..., 1]).all() and (q[..., 1] <= q[..., 2]).all()
+    assert (q[:, -1, 1] > q[:, 0, 1]).any()  # and the budget matters
+
+
+def test_rank_follows_the_shown_metric_and_the_budget_changes_it(predictor, rte):
+    from recommender.metamodel.recommend import recommend
+    from recommender.metamodel.replay_eval import MARGIN
+
+    long = recommend(rte, UserBudgets(time_budget_s=3600), model=predictor, top=50, explain=False)
+    assert long.hardware["device"] in ("cpu", "cuda") and long.hardware["requested"] == "auto"  # what was calibrated
+    # a short budget inside the knowledge base's cost range on *this* machine (a fixed 60 s is
+    # past convergence for every method on a fast CI machine, and would change nothing)
+    low, high = predictor.quality.log_cost_range_
+    seconds = math.exp(low + 0.3 * (high - low)) / long.hardware["matmul_gflops"]
+    short = recommend(rte, UserBudgets(time_budget_s=seconds), model=predictor, top=50, explain=False)
+    for rec in (short, long):
+        shown = [c.predicted_metric + (MARGIN if c.robust_default else 0.0) for c in rec.candidates
+                 if c.feasible][: len({c.method for c in rec.candidates})]
+        assert shown == sorted(shown, reverse=True)  # the number shown is the number ranked
+        plain = [c.predicted_metric for c in rec.candidates[:14] if not c.robust_default]
+        assert plain == sorted(plain, reverse=True)
+        top = rec.candidates[0]
+        assert top.predicted_gap == 0 and all(c.metric_interval[0] <= c.predicted_metric <= c.metric_interval[1]
+                                              for c in rec.candidates)
+        low_end, high_end = metric_range(rec.metric_name)  # an accuracy interval never passes 1
+        assert all(low_end <= c.metric_interval[0] and c.metric_interval[1] <= high_end for c in rec.candidates)
+        assert rec.baseline_metric is not None
+        assert all(abs(c.predicted_metric - c.predicted_gain - rec.baseline_metric) < 1e-9 for c in rec.candidates)
+    by_key = {(c.method, json.dumps(c.params, sort_keys=True, default=str)): c.predicted_metric for c in short.candidates}
+    later = [(by_key[k], c.predicted_metric) for c in long.candidates
+             if (k := (c.method, json.dumps(c.params, sort_keys=True, default=str))) in by_key]
+    assert all(b >= a - 1e-9 for a, b in later) and any(b > a + 1e-3 for a, b in later)
+
+
+def test_predicted_quality_curves_meet_the_candidates_number_at_the_budget(predictor, rte):
+    import numpy as np
+
+    from recommender.metamodel.plots import predicted_quality_curves, quality_figure
+    from recommender.metamodel.recommend import recommend
+
+    rec = recommend(rte, UserBudgets(time_budget_s=300), model=predictor, top=5, explain=False)
+    curves = predicted_quality_curves(rec, [30.0, 300.0, 3000.0], predictor=predictor)
+    assert set(curves) == {c.method for c in rec.candidates}
+    first = rec.candidates[0]
+    arr = curves[first.method]
+    assert arr.shape == (3, 4) and arr[1, 1] == pytest.approx(first.predicted_metric)
+    assert (np.diff(arr[:, 1]) >= 0).all() and (arr[:, 2] <= arr[:, 1]).all() and (arr[:, 1] <= arr[:, 3]).all()
+    fig = quality_figure(curves, time_budget_s=300, metric_name=rec.metric_name, baseline=rec.baseline_metric)
+    assert len(fig.data) == 2 * len(curves)
+    with pytest.raises(ValueError, match="positive"):
+        predicted_quality_curves(rec, [0.0, float("nan")], predictor=predictor)
+
+
+def test_an_unlike_task_widens_the_intervals_and_says_why(predictor, rte):
+    import dataclasses
+
+    from recommender.metamodel.recommend import recommend
+
+    mf = recommend(rte, model=predictor, explain=False).metafeatures
+    big = dataclasses.replace(mf, n_train=120_000, fingerprint="other")
+    near = recommend(None, model=predictor, metafeatures=mf, explain=False, top=3)
+    far = recommend(None, model=predictor, metafeatures=big, explain=False, top=3)
+    assert not near.extrapolation and far.extrapolation
+    assert "120,000 training examples, the knowledge base has" in far.extrapolation[0]
+    assert any(w.startswith("extrapolating: 120,000 training examples") for w in far.warnings)
+    width = {c.method: c.metric_interval[1] - c.metric_interval[0] for c in near.candidates}
+    low_end, high_end = metric_range(far.metric_name)
+    # wider, unless the interval already spans to the metric's ends (where it is clipped)
+    assert all(c.metric_interval[1] - c.metric_interval[0] > width[c.method]
+               or (c.metric_interval[0] == low_end or c.metric_interval[1] == high_end)
+               for c in far.candidates if c.method in width)
+
+
+def test_protocol_filter_falls_back_to_older_runs_and_says_so(kb_rows):
+    from recommender.metamodel.quality import select_protocol
+
+    old = [r for r in kb_rows if r.protocol == 1]
+    rows, note = select_protocol(old, 2)
+    assert len(rows) == len(old) and "protocol-2 runs cover 0 task(s)" in note
+
+    def marked(row):  # the same run, as if recorded under protocol 2
+        return type("Row", (), {"protocol": 2, "result": row.result, "task": row.task, "size": row.size})()
+
+    first = old[0]
+    newer = [marked(first)]
+    rows, note = select_protocol(old + newer, 2)
+    # protocol 2 replaces protocol 1 on its (task, size) set; other sets keep their older runs
+    assert newer[0] in rows and not any(r.task == first.task and r.size == first.size and r.protocol == 1
+                                        for r in rows if r is not newer[0])
+    assert len(rows) == 1 + sum(1 for r in old if (r.task, r.size) != (first.task, first.size))
+    assert "cover 1 task(s)" in note
+    rows, note = select_protocol(old + newer, 2, min_tasks=1)  # enough coverage: protocol 2 only
+    assert rows == newer and note is None
+
+
+def test_signed_model_cache_refuses_a_tampered_file_and_refits(tmp_path):
+    import os
+    import stat
+
+    from recommender.metamodel.cache import KEEP, KEY_FILE, cache_path, cached, load_signed
+
+    builds = []
+
+    def build():
+        builds.append(1)
+        return {"fitted": len(builds)}
+
+    assert cached("abc123", build, tmp_path) == {"fitted": 1}
+    assert stat.S_IMODE(os.stat(tmp_path / KEY_FILE).st_mode) == 0o600
+    assert cached("abc123", build, tmp_path) == {"fitted": 1} and len(builds) == 1  # served from disk
+    path = cache_path("abc123", tmp_path)
+    blob = bytearray(path.read_bytes())
+    blob[-1] ^= 0xFF  # someone edits the payload
+    path.write_bytes(bytes(blob))
+    with pytest.warns(UserWarning, match="signature does not match"):
+        assert cached("abc123", build, tmp_path) == {"fitted": 2}  # refused, refitted
+    assert len(builds) == 2 and load_signed("abc123", tmp_path) == {"fitted": 2}
+    os.chmod(tmp_path / KEY_FILE, 0o644)  # a key others can read signs nothing
+    with pytest.warns(UserWarning, match="not a private"):
+        assert load_signed("abc123", tmp_path) is None
+    with pytest.raises(ValueError, match="alphanumeric"):
+        cache_path("../evil", tmp_path)
+    os.chmod(tmp_path / KEY_FILE, 0o600)
+    for i in range(6):  # old fits do not pile up
+        cached(f"k{i}", build, tmp_path)
+    assert len(list(path.parent.glob("*.bin"))) == KEEP
+
+
+def test_a_budget_too_short_to_beat_the_constant_predictor_is_said_plainly(predictor, rte):
+    import math
+
+    from recommender.metamodel.recommend import MIN_USEFUL_GAIN, recommend
+
+    roomy = recommend(rte, UserBudgets(time_budget_s=3600), model=predictor, top=3, explain=False)
+    # half the cheapest training any knowledge-base run had done before its first evaluation, here
+    seconds = 0.5 * math.exp(predictor.quality.log_cost_range_[0]) / roomy.hardware["matmul_gflops"]
+    rec = recommend(rte, UserBudgets(time_budget_s=seconds), model=predictor, top=3, explain=False)
+    assert all((c.predicted_gain or 0) < MIN_USEFUL_GAIN for c in rec.candidates)
+    warning = next(w for w in rec.warnings if w.startswith("nothing is predicted to beat a constant predictor"))
+    assert "allow about" in warning
+    roomy = recommend(rte, UserBudgets(time_budget_s=3600), model=predictor, top=3, explain=False)
+    assert not any(w.startswith("nothing is predicted") for w in roomy.warnings)

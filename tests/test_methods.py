@@ -180,7 +180,7 @@ def test_lora_and_ia3_merge_exactly_and_others_are_reported_unmergeable(sst2_tin
 
 
 def test_multitask_model_is_extended_with_a_new_task_and_reports_retained_scores(tmp_path):
-    from recommender.tasks import load_task
+    from recommender.tasks import bundled_spec, load_task
     from recommender.training import LatencyConfig, train
 
     first = load_task("glue_sst2").subsample(64, 32, seed=0)
@@ -196,6 +196,26 @@ def test_multitask_model_is_extended_with_a_new_task_and_reports_retained_scores
         **shared}, budget=Budget(max_steps=4, eval_every_steps=4), latency=LatencyConfig(enabled=False))
     assert extended.status == "complete", extended.error
     retained = extended.extra["retained"]["tweeteval_emotion"]
-    assert retained["before"] == original.best_metrics["tweeteval_emotion/accuracy"]
-    assert retained["after"] == extended.best_metrics["tweeteval_emotion/accuracy"]
+    metric = bundled_spec("tweeteval_emotion")[0].metric  # the task's official metric (macro-F1)
+    assert retained["before"] == original.best_metrics[f"tweeteval_emotion/{metric}"]
+    assert retained["after"] == extended.best_metrics[f"tweeteval_emotion/{metric}"]
     assert retained["retained"] == pytest.approx(retained["after"] / retained["before"])
+
+
+def test_full_fine_tuning_can_freeze_the_embedding_table(tiny_model_dir, sst2_tiny):
+    from recommender.errors import ConfigError
+    from recommender.training import LatencyConfig, train
+
+    def run(**extra):
+        return train(sst2_tiny.subsample(16, 16, seed=1), "full_ft", model=tiny_model_dir,
+                     params={"learning_rate": 1e-3, "batch_size": 16, "warmup_ratio": 0.0, **extra},
+                     budget=Budget(max_steps=20, max_epochs=20, eval_every_steps=10, patience=None),
+                     latency=LatencyConfig(batch_sizes=(1,), max_seconds=0.1, base_model=False))
+
+    whole, frozen = run(), run(freeze_embeddings=True)
+    vocab, hidden = 30522, 128  # the tiny BERT's token-embedding table
+    assert whole.trainable_params - frozen.trainable_params == vocab * hidden
+    losses = [p.train_loss for p in frozen.curve]
+    assert frozen.status == "complete" and losses[-1] < losses[0]  # the rest still learns
+    with pytest.raises(ConfigError, match="freeze_embeddings"):
+        run(freeze_embeddings="maybe")

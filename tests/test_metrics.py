@@ -33,7 +33,8 @@ def test_classification_metrics_by_hand() -> None:
     # per class F1: 0 -> P 2/3 R 2/3; 1 -> P 2/3 R 2/3; 2 -> P 3/4 R 3/4
     assert m["macro_f1"] == pytest.approx((2 / 3 + 2 / 3 + 3 / 4) / 3)
     perfect = classification_metrics([0, 1, 1, 0], [0, 1, 1, 0])
-    assert perfect == {"accuracy": 1.0, "macro_f1": 1.0, "mcc": 1.0}
+    # two classes: also the positive class's F1; micro-F1 without a negative class = accuracy
+    assert perfect == {"accuracy": 1.0, "macro_f1": 1.0, "micro_f1": 1.0, "mcc": 1.0, "f1": 1.0}
     inverted = classification_metrics([0, 1, 1, 0], [1, 0, 0, 1])
     assert inverted["accuracy"] == 0.0 and inverted["mcc"] == pytest.approx(-1.0)
 

@@ -80,6 +80,11 @@ def test_search_on_sqlite_respects_its_time_budget_and_records_every_trial(tmp_p
     elapsed = time.time() - start
     assert elapsed <= budget * 1.05, elapsed
     assert result.counts.get("COMPLETE", 0) >= 1 and result.best
+    import psutil  # the trial process started ahead for a next trial ends with the search
+
+    time.sleep(1)
+    assert not [p for p in psutil.Process().children(recursive=True)
+                if "recommender.search.trial_runner" in " ".join(p.cmdline()) and p.status() != "zombie"]
     import optuna
 
     study = optuna.load_study(study_name="budgeted", storage=storage)
@@ -165,6 +170,8 @@ def test_unreachable_storage_names_the_url():
 
     with pytest.raises(StorageError, match="127.0.0.1:1"):
         open_storage("postgresql+psycopg2://nobody@127.0.0.1:1/none")
+    with pytest.raises(StorageError, match="127.0.0.1:1"):
+        open_storage("postgresql://nobody@127.0.0.1:1/none")
 
 
 def test_optuna_dashboard_reads_our_study(tmp_path):
@@ -228,32 +235,45 @@ def test_three_postgres_workers_complete_one_study_without_lost_or_duplicated_tr
 
 
 @pytest.mark.postgres
-def test_a_killed_worker_trial_is_failed_and_retried():
+def test_a_killed_worker_trial_is_failed_and_retried_and_its_trial_process_dies_with_it():
     import optuna
+    import psutil
 
     from recommender.search.study import create_search_study
 
     name = f"kill-{uuid.uuid4().hex[:8]}"
+    # heartbeat settings live in the study: every worker judges staleness by the same rule
     config = SearchConfig(methods=("head_only",), n_trials=2, trial_time_budget=40.0, max_epochs=3.0,
-                          isolation="none")
+                          isolation="process", heartbeat_interval=1, grace_period=4)
     create_search_study(TaskRef("glue_sst2", max_train=400, max_dev=64), POSTGRES_URL, name, config)
-    beat = ("--heartbeat-interval", "1", "--grace-period", "4")
-    victim = _worker(POSTGRES_URL, name, 2, *beat)
+    victim = _worker(POSTGRES_URL, name, 2)
     study = optuna.load_study(study_name=name, storage=POSTGRES_URL)
+
+    def trial_processes() -> list:
+        try:
+            return [p for p in psutil.Process(victim.pid).children(recursive=True)
+                    if "recommender.search.trial_runner" in " ".join(p.cmdline())]
+        except psutil.Error:
+            return []
+
     deadline = time.time() + 180
-    while time.time() < deadline and not any(t.state.name == "RUNNING" for t in study.get_trials()):
+    while time.time() < deadline and not (any(t.state.name == "RUNNING" for t in study.get_trials())
+                                          and trial_processes()):
         time.sleep(0.5)
     time.sleep(3)  # mid-trial
     running = [t.number for t in study.get_trials() if t.state.name == "RUNNING"]
-    assert running, "the first worker never started a trial"
+    children = trial_processes()
+    assert running and children, "the first worker never started a trial process"
     from recommender.search.study import load_search, summarize
 
     watched = summarize(*load_search(POSTGRES_URL, name))  # what a watcher sees mid-search
     assert watched.counts.get("RUNNING", 0) >= 1 and all(t.state != "RUNNING" for t in watched.trials)
     os.killpg(victim.pid, signal.SIGKILL)
     victim.wait()
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, f"trial processes outlived their killed worker: {[p.pid for p in alive]}"
     time.sleep(5)  # let the heartbeat go stale
-    survivor = _worker(POSTGRES_URL, name, 2, *beat)
+    survivor = _worker(POSTGRES_URL, name, 2)
     out, err = survivor.communicate(timeout=600)
     assert survivor.returncode == 0, err[-2000:]
     trials = {t.number: t for t in optuna.load_study(study_name=name, storage=POSTGRES_URL).get_trials()}

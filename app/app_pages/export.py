@@ -6,7 +6,7 @@ from typing import Any
 
 import streamlit as st
 
-from app import ui
+from app import state, ui
 from recommender.errors import RecommenderError
 
 TRIAL, RECOMMENDATION = "A trial of a search", "The current recommendation"
@@ -23,19 +23,19 @@ def search_studies(storage: str) -> list[dict[str, Any]]:
     """Search studies in the storage, with their completed trials."""
     import optuna
 
-    from recommender.store import STUDY_ATTR, open_storage
+    from recommender.store import open_storage
+    from recommender.studies import study_summaries
 
     store = open_storage(storage, heartbeat=False)
     out = []
-    for summary in optuna.study.get_all_study_summaries(store, include_best_trial=False):
-        info = summary.user_attrs.get(STUDY_ATTR, {})
-        if info.get("kind") != "search":
+    for summary in study_summaries(store):
+        if summary.record is None or not summary.record.is_search:
             continue
-        study = optuna.load_study(study_name=summary.study_name, storage=store)
+        study = optuna.load_study(study_name=summary.name, storage=store)
         trials = [{"number": t.number, "method": t.params.get("method"), "metric": t.user_attrs.get("metric")}
                   for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
-        out.append({"study": summary.study_name, "task": info.get("task_name", ""),
-                    "metric_name": info.get("metric_name", "metric"), "trials": trials})
+        out.append({"study": summary.name, "task": summary.record.task_name,
+                    "metric_name": summary.record.metric_label, "trials": trials})
     return out
 
 
@@ -46,9 +46,9 @@ def offer(data: bytes, file_name: str) -> None:
 
 
 fmt = st.radio("Configuration format", ["json", "yaml"], horizontal=True, key="export_fmt")
-has_recommendation = bool(st.session_state.get("recommendation"))
-source = st.radio("What to export", [TRIAL, RECOMMENDATION], index=1 if has_recommendation else 0,
-                  horizontal=True, key="export_source")
+if "export_source" not in st.session_state:
+    st.session_state["export_source"] = RECOMMENDATION if st.session_state.get("recommendation") else TRIAL
+source = st.radio("What to export", [TRIAL, RECOMMENDATION], horizontal=True, key="export_source")
 
 if source == RECOMMENDATION:
     rec = st.session_state.get("recommendation")
@@ -61,19 +61,18 @@ if source == RECOMMENDATION:
                          format_func=lambda i: f"{candidates[i]['rank']}. {candidates[i]['method']} (predicted "
                                                f"{rec['metric_name']} {candidates[i]['predicted_metric']:.3f})")
     candidate = candidates[index]
-    selection: tuple[Any, ...] = (source, fmt, rec["task_key"], index)
-    st.markdown(f"Task **{rec['task']}**; {candidate['why']}.")
+    selection: tuple[Any, ...] = (source, fmt, rec["task_id"], index)
+    upload = state.upload() if rec["task_id"].startswith(state.UPLOAD) else None
+    title = upload["file_name"] if upload else rec["task"]
+    st.markdown(f"Task **{ui.md(title)}**; {candidate['why']}."
+                + (" The bundle carries your uploaded file; `train.py` reads it from the bundle." if upload else ""))
     if st.button("Build the bundle", key="export_build_rec"):
         try:
-            ref = rec["task_ref"] or ui.upload_task_ref()
-            if ref is None:
-                st.error("The uploaded data of this recommendation is no longer in this session; upload it again.")
-                st.stop()
-            data = ui.recommendation_zip(candidate, ref, rec["metafeatures"], fmt)
+            data = ui.recommendation_bundle(rec, index, fmt)
         except RecommenderError as exc:
             ui.show_error(exc)
         else:
-            st.session_state["export_zip"] = (data, f"recommendation-{ui.safe_name(rec['task'])}-"
+            st.session_state["export_zip"] = (data, f"recommendation-{ui.safe_name(title)}-"
                                                     f"{candidate['method']}.zip", selection)
 else:
     storage = ui.default_storage()
@@ -88,7 +87,9 @@ else:
         st.stop()
     names = [s["study"] for s in studies]
     wanted = st.session_state.get("search_study")
-    chosen = st.selectbox("Study", names, index=names.index(wanted) if wanted in names else 0, key="export_study",
+    if wanted in names and st.session_state.get("_export_synced_study") != wanted:  # the study watched on Search
+        st.session_state["export_study"] = st.session_state["_export_synced_study"] = wanted
+    chosen = st.selectbox("Study", names, key="export_study",
                           format_func=lambda n: f"{n} ({next(s for s in studies if s['study'] == n)['task']})")
     study = next(s for s in studies if s["study"] == chosen)
     if not study["trials"]:
@@ -107,12 +108,12 @@ else:
     trial = st.selectbox("Trial", options, format_func=trial_label, key="export_trial")
     selection = (source, fmt, chosen, trial)
     if st.button("Build the bundle", key="export_build_trial"):
-        from recommender.export import export_trial
+        from recommender import pipeline
 
         name = f"{ui.safe_name(chosen)}-trial-{trial}"
         try:
             with st.spinner("Exporting..."):
-                data = ui.export_zip(lambda out: export_trial(storage, chosen, trial, out=out, fmt=fmt), name)
+                data = ui.export_zip(lambda out: pipeline.export_trial(storage, chosen, out, trial=trial, fmt=fmt), name)
         except RecommenderError as exc:
             ui.show_error(exc)
         else:

@@ -9,75 +9,13 @@ import plotly.express as px
 import streamlit as st
 
 from app import ui
+from app.runs_data import SERVING_BATCH, knowledge_base_tables, storage_tables
 from recommender.errors import RecommenderError
-
-SERVING_BATCH = 32
-KB, STORE = "knowledge base", "your runs"
+from recommender.store import mask_url
 
 st.title("Measured runs")
 st.caption("Compare methods across tasks: quality against time to convergence, the latency an adapter adds "
            "(merged into the weights or not), and trainable parameters against quality.")
-
-
-def _row(source: str, study: str, task: str, size: int, features: Any, result: Any) -> dict[str, Any]:
-    from recommender.report import result_row
-
-    language = features.language if not features.cross_lingual else f"{features.language}->{features.eval_language}"
-    return {"source": source, "study": study, "task": task, "size": int(size), "task_type": features.task_type,
-            "language": language, **result_row(result, SERVING_BATCH)}
-
-
-def _latency_rows(base: dict[str, Any], result: Any) -> list[dict[str, Any]]:
-    out = []
-    for stats in result.latency:
-        reference = result.base_latency_ms(stats.batch_size)
-        out.append({"task": base["task"], "size": base["size"], "method": base["method"],
-                    "batch": stats.batch_size, "merged": "merged" if stats.merged else "unmerged",
-                    "latency_ms": stats.p50_ms, "base_latency_ms": reference,
-                    "overhead_pct": 100 * (stats.p50_ms / reference - 1) if reference else None})
-    return out
-
-
-@st.cache_data(show_spinner="Reading the knowledge base...")
-def knowledge_base_tables(kb_key: tuple[str, float]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    from pathlib import Path
-
-    from recommender.knowledge_base import load_knowledge_base
-
-    runs, latencies = [], []
-    for r in load_knowledge_base(Path(kb_key[0])):
-        row = _row(KB, r.study, r.task, r.size, r.metafeatures, r.result)
-        runs.append(row)
-        latencies += [{**x, "source": KB} for x in _latency_rows(row, r.result)]
-    return runs, latencies
-
-
-@st.cache_data(ttl=15, show_spinner="Reading your run store...")
-def storage_tables(storage: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    import optuna
-
-    from recommender.store import iter_runs, open_storage
-    from recommender.types import MetaFeatures
-
-    store = open_storage(storage, heartbeat=False)
-    studies = []
-    for summary in optuna.study.get_all_study_summaries(store, include_best_trial=False):
-        info = summary.user_attrs.get("recommender", {})
-        studies.append({"study": summary.study_name, "kind": info.get("kind", "other"),
-                        "task": info.get("task_name", ""), "trials": summary.n_trials,
-                        "started": summary.datetime_start.strftime("%Y-%m-%d %H:%M") if summary.datetime_start else "",
-                        "objective": (info.get("config") or {}).get("objective", "")})
-    runs, latencies = [], []
-    for run in iter_runs(store):
-        info = run.study_info
-        if "metafeatures" not in info:
-            continue
-        features = MetaFeatures.from_dict(info["metafeatures"])
-        row = _row(STORE, run.study, info.get("task_name", run.result.task), features.n_train, features, run.result)
-        row["trial"] = run.trial_number
-        runs.append(row)
-        latencies += [{**x, "source": STORE} for x in _latency_rows(row, run.result)]
-    return studies, runs, latencies
 
 
 runs: list[dict[str, Any]] = []
@@ -139,6 +77,17 @@ if view.empty:
     st.stop()
 
 ok = view[view["metric"].notna()]
+colours = ui.method_colours()
+LABELS = {"time_to_best_s": "time to convergence (s, log)", "quality": quality_label, "method": "method",
+          "task": "task", "size": "train size", "status": "status", "trainable_params": "trainable parameters (log)",
+          "latency_b1_ms": "latency at batch 1 (ms)", "artifact_mb": "artifact (MB)"}
+
+
+def headers(frame: pd.DataFrame) -> pd.DataFrame:
+    """The same table with column headers for people."""
+    return frame.rename(columns={c: ui.human(c) for c in frame.columns})
+
+
 tabs = st.tabs(["Quality vs time", "Latency overhead", "Parameters vs quality", "All runs", "Studies"])
 
 with tabs[0]:
@@ -147,20 +96,20 @@ with tabs[0]:
         st.info("No run with a time to convergence in this selection.")
     else:
         fig = px.scatter(timed, x="time_to_best_s", y="quality", color="method", log_x=True,
+                         color_discrete_map=colours, category_orders={"method": sorted(colours)},
                          hover_data=["task", "size", "status", "trainable_params", "latency_b1_ms"],
-                         labels={"time_to_best_s": "time to convergence (s, log)", "quality": quality_label},
-                         template="plotly_white", height=460)
-        fig.update_traces(marker_size=10)
+                         labels=LABELS, template="plotly_white", height=460)
+        fig.update_traces(marker_size=9, marker_opacity=0.8)
         st.plotly_chart(fig, key="runs_quality_time")
     summary = ok.groupby("method").agg(
         runs=("metric", "size"), median_quality=("quality", "median"), best_quality=("quality", "max"),
         median_time_to_best_s=("time_to_best_s", "median"), median_train_s=("train_s", "median"),
     ).reset_index().sort_values("median_quality", ascending=False)
-    st.dataframe(summary, hide_index=True, column_config={
-        "median_quality": st.column_config.NumberColumn(format="%.3f"),
-        "best_quality": st.column_config.NumberColumn(format="%.3f"),
-        "median_time_to_best_s": st.column_config.NumberColumn(format="%.1f"),
-        "median_train_s": st.column_config.NumberColumn(format="%.1f")})
+    st.dataframe(headers(summary), hide_index=True, column_config={
+        "Median quality": st.column_config.NumberColumn(format="%.3f"),
+        "Best quality": st.column_config.NumberColumn(format="%.3f"),
+        "Median time to best (s)": st.column_config.NumberColumn(format="%.1f"),
+        "Median train (s)": st.column_config.NumberColumn("Median training time (s)", format="%.1f")})
 
 with tabs[1]:
     measured = lat_view[lat_view["overhead_pct"].notna()] if not lat_view.empty else lat_view
@@ -170,15 +119,18 @@ with tabs[1]:
         batch = st.radio("Batch size", sorted(measured["batch"].unique()), horizontal=True, key="runs_batch")
         chosen_batch = measured[measured["batch"] == batch]
         fig = px.box(chosen_batch, x="method", y="overhead_pct", color="merged", points="all",
-                     labels={"overhead_pct": f"latency overhead vs the base model (%, batch {batch})"},
+                     labels={"overhead_pct": f"latency overhead vs the base model (%, batch {batch})",
+                             "method": "method", "merged": "weights"},
+                     color_discrete_map={"unmerged": "#1f77b4", "merged": "#ff7f0e"},
                      template="plotly_white", height=420)
         fig.add_hline(y=0, line_dash="dot")
+        fig.update_xaxes(tickangle=-30)
         st.plotly_chart(fig, key="runs_latency")
         table = chosen_batch.pivot_table(index="method", columns="merged", values="overhead_pct",
                                          aggfunc="median").reset_index()
-        table.columns = [str(c) if c == "method" else f"median overhead % ({c})" for c in table.columns]
+        table.columns = ["Method" if c == "method" else f"Median overhead, {c} (%)" for c in table.columns]
         st.dataframe(table, hide_index=True, column_config={
-            c: st.column_config.NumberColumn(format="%+.1f") for c in table.columns if c != "method"})
+            c: st.column_config.NumberColumn(format="%+.1f") for c in table.columns if c != "Method"})
         st.caption("Unmerged: the adapter runs beside the frozen weights. Merged: its weights were folded into the "
                    "base model (only where the merge was verified to give the same outputs).")
 
@@ -188,28 +140,34 @@ with tabs[2]:
         st.info("No run with trainable parameters counted in this selection.")
     else:
         fig = px.scatter(counted, x="trainable_params", y="quality", color="method", log_x=True,
-                         hover_data=["task", "size", "artifact_mb"],
-                         labels={"trainable_params": "trainable parameters (log)", "quality": quality_label},
-                         template="plotly_white", height=460)
-        fig.update_traces(marker_size=10)
+                         color_discrete_map=colours, category_orders={"method": sorted(colours)},
+                         hover_data=["task", "size", "artifact_mb"], labels=LABELS, template="plotly_white",
+                         height=460)
+        fig.update_traces(marker_size=9, marker_opacity=0.8)
         st.plotly_chart(fig, key="runs_params")
+        st.caption("Trainable parameters besides the task head; head-only training (0) is not drawn on this log axis.")
     table = ok.groupby("method").agg(
         trainable_params=("trainable_params", "median"), artifact_mb=("artifact_mb", "median"),
         median_quality=("quality", "median")).reset_index().sort_values("trainable_params")
-    st.dataframe(table, hide_index=True, column_config={
-        "trainable_params": st.column_config.NumberColumn(format="localized"),
-        "artifact_mb": st.column_config.NumberColumn(format="%.2f"),
-        "median_quality": st.column_config.NumberColumn(format="%.3f")})
+    st.dataframe(headers(table), hide_index=True, column_config={
+        "Trainable params": st.column_config.NumberColumn("Trainable parameters", format="localized"),
+        "Artifact (MB)": st.column_config.NumberColumn(format="%.2f"),
+        "Median quality": st.column_config.NumberColumn(format="%.3f")})
 
 with tabs[3]:
     columns = ["source", "task", "size", "task_type", "language", "method", "status", "metric_name", "metric",
-               "time_to_best_s", "train_s", "latency_b1_ms", "latency_bB_ms", "latency_b1_unmerged_ms",
+               "metric_se", "baseline", "learned", "precision", "time_to_best_s", "train_s", "latency_b1_ms", "latency_bB_ms", "latency_b1_unmerged_ms",
                "base_latency_b1_ms", "merged", "trainable_params", "artifact_mb", "peak_mem_mb", "study", "error"]
-    st.dataframe(view[[c for c in columns if c in view.columns]], hide_index=True)
+    shown = headers(view[[c for c in columns if c in view.columns]]).rename(columns={
+        "Latency bB (ms)": f"Latency at batch {SERVING_BATCH} (ms)", "Latency b1 (ms)": "Latency at batch 1 (ms)",
+        "Latency b1 unmerged (ms)": "Latency at batch 1, unmerged (ms)",
+        "Base latency b1 (ms)": "Base model latency at batch 1 (ms)", "Train (s)": "Training time (s)",
+        "Peak mem (MB)": "Peak memory (MB)", "Size": "Train size"})
+    st.dataframe(shown, hide_index=True)
 
 with tabs[4]:
     if studies:
-        st.dataframe(studies, hide_index=True)
-        st.caption(f"Run store: `{storage}`")
+        st.dataframe(headers(pd.DataFrame(studies)), hide_index=True)
+        st.caption(f"Run store: `{mask_url(storage)}`")
     else:
         st.info("Your run store has no study yet: start a search on the Search page.")

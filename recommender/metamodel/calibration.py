@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +29,26 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def hardware_profile(device: str, seq_len: int, batch_sizes: tuple[int, ...], model: str | None = None) -> dict[str, Any]:
-    """``matmul_gflops`` and ``base_latency_ms[batch]`` for ``device``; measured on first use."""
+    """``matmul_gflops``, ``base_latency_ms[batch]`` and the resolved ``device`` (``"auto"``
+    becomes ``cpu`` or ``cuda``) for ``device``; measured on first use."""
     from recommender.models import model_display_name, resolve_model_path
     from recommender.training.environment import calibrate, resolve_device
 
-    device = resolve_device(device)
-    path = resolve_model_path(model)
     cache_file = user_dir() / CALIBRATION_FILE
     cache = _load(cache_file)
+    before = json.dumps(cache, sort_keys=True)
+    if device == "auto":
+        # resolving "auto" imports torch (seconds): remember the answer for this GPU visibility
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "*")
+        auto = cache.get("auto_device", {})
+        if isinstance(auto, dict) and auto.get("visible") == visible and auto.get("device") in ("cpu", "cuda"):
+            device = auto["device"]
+        else:
+            device = resolve_device(device)
+            cache["auto_device"] = {"visible": visible, "device": device}
+    else:
+        device = resolve_device(device)
+    path = resolve_model_path(model)
     key = f"{device}|{model_display_name(path)}|{seq_len}"
     entry = cache.get(key, {})
     if "matmul_gflops" not in entry:
@@ -51,7 +64,8 @@ def hardware_profile(device: str, seq_len: int, batch_sizes: tuple[int, ...], mo
             latency[str(b)] = measure_latency(base, batch_size=b, seq_len=seq_len, vocab_size=base.config.vocab_size,
                                               device=device, max_seconds=1.0).p50_ms
     cache[key] = entry
-    tmp = cache_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(cache, indent=1), encoding="utf-8")
-    tmp.replace(cache_file)
-    return entry
+    if json.dumps(cache, sort_keys=True) != before:
+        tmp = cache_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(cache, indent=1), encoding="utf-8")
+        tmp.replace(cache_file)
+    return {**entry, "device": device}

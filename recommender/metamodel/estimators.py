@@ -34,17 +34,21 @@ class QuantileGradientBoosting(RegressorMixin, BaseEstimator):
     ``max_samples`` caps the rows each quantile's trees see (a seeded random subset, as
     ``RandomForestRegressor(max_samples=...)`` does): beyond a few ten thousand runs more rows
     barely move a quantile but cost fit time linearly. ``None`` uses every row.
+    ``monotonic_cst`` (one of -1, 0, 1 per feature) constrains every quantile's trees, as in
+    ``HistGradientBoostingRegressor`` (quality never falls with more training budget).
     """
 
     def __init__(self, quantiles: Sequence[float] = (0.1, 0.5, 0.9), max_iter: int = 150,
                  learning_rate: float = 0.08, max_leaf_nodes: int = 15, min_samples_leaf: int = 5,
-                 max_samples: int | None = 20_000, random_state: int | None = 0) -> None:
+                 max_samples: int | None = 20_000, monotonic_cst: Sequence[int] | None = None,
+                 random_state: int | None = 0) -> None:
         self.quantiles = quantiles
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes
         self.min_samples_leaf = min_samples_leaf
         self.max_samples = max_samples
+        self.monotonic_cst = monotonic_cst
         self.random_state = random_state
 
     def __sklearn_tags__(self) -> Any:
@@ -73,6 +77,7 @@ class QuantileGradientBoosting(RegressorMixin, BaseEstimator):
                 self.estimators_.append(HistGradientBoostingRegressor(
                     loss="quantile", quantile=q, max_iter=self.max_iter, learning_rate=self.learning_rate,
                     max_leaf_nodes=self.max_leaf_nodes, min_samples_leaf=leaf,
+                    monotonic_cst=None if self.monotonic_cst is None else list(self.monotonic_cst),
                     random_state=self.random_state).fit(Xq, yq))
         self.n_iter_ = max(e.n_iter_ for e in self.estimators_)
         return self
@@ -110,14 +115,18 @@ class MetaModel:
     wins" instead of on noise, and task features only move a method away from its average
     where the data say so.
 
+    ``targets`` restricts which of :data:`~recommender.metamodel.features.TARGETS` are fitted
+    (all by default).
+
     >>> model = MetaModel().fit(load_knowledge_base())     # doctest: +SKIP
     >>> model.predict(rows)["gap"]                          # doctest: +SKIP
     """
 
     def __init__(self, quantiles: Sequence[float] = (0.1, 0.5, 0.9), max_iter: int = 150,
                  max_samples: int | None = 20_000, method_prior: bool = True, prior_strength: float = 5.0,
-                 random_state: int = 0) -> None:
+                 random_state: int = 0, targets: Sequence[str] | None = None) -> None:
         self.quantiles = tuple(quantiles)
+        self.targets = targets
         self.max_iter = max_iter
         self.max_samples = max_samples
         self.method_prior = method_prior
@@ -138,7 +147,7 @@ class MetaModel:
         self.gap_prior_ = self._method_means(rows, targets["gap"]) if self.method_prior else {}
         targets = {**targets, "gap": targets["gap"] - self._prior(rows)}
         self.models_: dict[str, QuantileGradientBoosting] = {}
-        for name in TARGETS:
+        for name in (TARGETS if self.targets is None else [t for t in TARGETS if t in self.targets]):
             y = targets[name]
             mask = np.isfinite(y)
             if mask.sum() >= 5:

@@ -134,10 +134,8 @@ def _baseline_pick(name: str, runs: Sequence[Any], avg: dict[str, float], rng: r
     methods = [r.result.method for r in runs]
     if name == "random":
         return rng.randrange(len(runs))
-    if name == "always_full_ft":
-        target = "full_ft"
-    elif name == "always_lora":
-        target = "lora"
+    if name.startswith("always_"):  # a fixed rule: always the named method
+        target = name[len("always_"):]
     else:
         ranked = sorted((m for m in set(methods) if m in avg), key=lambda m: -avg[m])
         if not ranked:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from recommender.types import TASK_TYPES, MetaFeatures, RunResult
+from recommender.types import SERVING_BATCH, TASK_TYPES, MetaFeatures, RunResult  # noqa: F401
 
 #: method-specific hyperparameters with a numeric meaning (others are one-hot or ignored)
 NUMERIC_PARAMS = ("learning_rate", "batch_size", "warmup_ratio", "weight_decay", "r", "alpha", "dropout",
@@ -32,7 +32,6 @@ NUMERIC_PARAMS = ("learning_rate", "batch_size", "warmup_ratio", "weight_decay",
 LOG_PARAMS = {"learning_rate", "r", "alpha", "reduction_factor", "prefix_length", "prompt_length", "lora_r",
               "lora_alpha", "bottleneck_size", "tapt_steps", "batch_size", "phm_dim"}
 TARGETS = ("metric", "gap", "log_cost", "log_memory", "latency_ratio_b1", "latency_ratio_bB")
-SERVING_BATCH = 32
 #: a run learned when its best dev metric beats its first evaluation by more than this
 LEARNED_MIN_GAIN = 0.01
 

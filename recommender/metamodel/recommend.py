@@ -21,11 +21,11 @@ import numpy as np
 from recommender.metamodel.calibration import hardware_profile, seq_bucket
 from recommender.metamodel.estimators import MetaModel
 from recommender.metamodel.features import SERVING_BATCH, task_vector
+from recommender.methods.base import REFERENCE_METHOD
 from recommender.types import Candidate, MetaFeatures, Recommendation, UserBudgets
 
 Z90 = 1.2816  # the 10 % / 90 % quantiles of a normal distribution
-FULL_MODEL_METHODS = {"full_ft", "tapt_ft"}
-BUDGET_LABELS = {"time": "training time", "latency": "latency", "params": "trainable parameters",
+BUDGET_LABELS = {"latency": "latency", "params": "trainable parameters",
                  "storage": "storage"}
 
 
@@ -68,12 +68,12 @@ def load_metamodel(storage: str | None = None, kb_path: Path | None = None) -> M
     A storage file that does not exist yet holds no runs: it is skipped, not created.
     Refitting takes seconds, so the model is rebuilt from data instead of being unpickled.
     """
-    from recommender.knowledge_base import default_path
+    from recommender.knowledge_base import default_path, protocol1_path
 
-    path = Path(kb_path or default_path())
-    mtime = path.stat().st_mtime if path.exists() else 0.0
+    paths = [Path(kb_path)] if kb_path else [default_path(), protocol1_path()]
+    mtime = max((p.stat().st_mtime for p in paths if p.exists()), default=0.0)
     version = storage_version(storage)
-    return _fitted(storage if version else None, str(path), mtime, version)
+    return _fitted(storage if version else None, str(kb_path) if kb_path else None, mtime, version)
 
 
 # --- candidates ----------------------------------------------------------------------------
@@ -81,11 +81,11 @@ def candidate_configs(model: MetaModel, task_type: str) -> list[dict[str, Any]]:
     """Distinct measured (method, params) supporting ``task_type``, with their parameter counts."""
     from recommender.methods import get_method_class, method_names
 
-    known = set(method_names())
+    supports = {m: task_type in get_method_class(m).task_types for m in method_names()}
     seen: dict[str, dict[str, Any]] = {}
     for row in model.rows_:
         method = row["method"]
-        if method not in known or task_type not in get_method_class(method).task_types:
+        if not supports.get(method, False):
             continue
         key = method + json.dumps(row["params"], sort_keys=True, default=str)
         entry = seen.setdefault(key, {"method": method, "params": row["params"], "trainable": []})
@@ -109,29 +109,61 @@ def _p_below(limit: float, q10: float, q50: float, q90: float) -> float:
 
 
 def _storage(method: str, model_mb: float, artifact_mb: float, n_tasks: int) -> tuple[float, str]:
-    """Storage to serve ``n_tasks`` tasks, and what adding one more costs (first seed paper)."""
-    if method in FULL_MODEL_METHODS:
-        return n_tasks * model_mb, "train and store one more full model"
-    if method == "multitask_ft":
-        return model_mb, "retrain the shared model with the new task (replaying old tasks' data)"
-    return model_mb + n_tasks * artifact_mb, "train one more small adapter; the base model is shared"
+    """Storage to serve ``n_tasks`` tasks, and what adding one more costs (the method knows)."""
+    from recommender.methods import get_method_class
+
+    return get_method_class(method).storage_mb(model_mb, artifact_mb, n_tasks)
 
 
-def recommend(task: Any, budgets: UserBudgets | None = None, *, top: int = 5, model: MetaModel | None = None,
+def _scenario(budgets: UserBudgets, full_ft_time_s: float | None) -> str:
+    """The evaluation scenario whose best fixed rule serves as the robust default here."""
+    if budgets.max_trainable_params is not None and budgets.max_trainable_params <= 1_000_000:
+        return "params_1m"
+    if budgets.storage_budget_mb is not None and budgets.n_tasks > 1:
+        return "storage_20"
+    if budgets.latency_budget_ms is not None:
+        return "latency_b1"
+    if budgets.time_budget_s is not None and full_ft_time_s:
+        ratio = budgets.time_budget_s / full_ft_time_s
+        return "time_25" if ratio < 0.375 else "time_50" if ratio < 0.75 else "time_100"
+    return "time_100"
+
+
+def _baseline(task: Any, mf: MetaFeatures, metric_name: str) -> float:
+    from recommender.metamodel.quality import baseline_estimate
+
+    labels = None
+    dev = getattr(task, "dev", None)
+    if dev is not None and mf.task_type == "classification" and "label" in getattr(dev, "column_names", []):
+        labels = list(dev["label"])
+    return baseline_estimate(mf, metric_name, labels)
+
+
+def recommend(task: Any, budgets: UserBudgets | None = None, *, top: int = 5, model: Any = None,
               metafeatures: MetaFeatures | None = None, storage: str | None = None,
               explain: bool = True) -> Recommendation:
     """Rank fine-tuning strategies for ``task`` (a Task, or None with ``metafeatures``).
 
+    Quality is predicted at the time budget (at convergence without one); the same number ranks
+    the candidates and is shown. The robust default (the best fixed rule over the knowledge
+    base for these budgets) keeps rank 1 unless another configuration is predicted better by
+    more than :data:`~recommender.metamodel.replay_eval.MARGIN` (what the replay evaluation
+    chose). ``model``: a fitted :class:`~recommender.metamodel.predictor.Predictor`.
     ``explain=False`` skips the nearest tasks and feature importances (for warm starts).
 
     >>> recommend(load_task("glue_rte"), UserBudgets(latency_budget_ms=40))   # doctest: +SKIP
     """
-    from recommender.metafeatures import compute_metafeatures
+    from recommender.metamodel.predictor import Predictor, load_predictor
+    from recommender.metamodel.quality import apply_extrapolation, extrapolation, to_metric
+    from recommender.metamodel.replay_eval import MARGIN
 
     budgets = budgets or UserBudgets()
-    model = model or load_metamodel(storage)
-    mf = metafeatures or compute_metafeatures(task)
-    configs = candidate_configs(model, mf.task_type)
+    predictor: Predictor = model if isinstance(model, Predictor) else load_predictor(storage)
+    meta = predictor.meta
+    mf = metafeatures or cached_metafeatures(task)
+    metric_name = getattr(getattr(task, "spec", None), "metric", None) or _kb_metric(meta, mf.task_type)
+    baseline = _baseline(task, mf, metric_name)
+    configs = candidate_configs(meta, mf.task_type)
     seq_len = seq_bucket(mf.tokens_p95)
     batches = tuple(sorted({1, budgets.latency_batch, SERVING_BATCH}))
     hw = hardware_profile(budgets.hardware, seq_len, batches)
@@ -139,20 +171,22 @@ def recommend(task: Any, budgets: UserBudgets | None = None, *, top: int = 5, mo
     base_latency = {int(b): v for b, v in hw["base_latency_ms"].items()}
     rows = [{"metafeatures": mf, "method": c["method"], "params": c["params"],
              "trainable_params": c["trainable_params"]} for c in configs]
-    preds = model.predict(rows) if rows else {}
+    preds = meta.predict(rows) if rows else {}
+    budget_log_cost = (math.log(budgets.time_budget_s * gflops) if budgets.time_budget_s is not None
+                       else predictor.quality.convergence_log_cost())
+    quality = predictor.quality.predict(rows, [budget_log_cost])[:, 0, :]
+    notes = extrapolation(mf, predictor.kb_features)
+    if notes:
+        quality = apply_extrapolation(quality, 1.0 + 0.5 * len(notes))
     model_mb = mf.model_params * 4 / 1e6
     ratio_key = "latency_ratio_b1" if budgets.latency_batch == 1 else "latency_ratio_bB"
     candidates = []
     for i, config in enumerate(configs):
-        metric = preds["metric"][i] if "metric" in preds else np.array([math.nan] * 3)
-        gap = preds["gap"][i] if "gap" in preds else np.zeros(3)
         time_q = np.exp(preds["log_cost"][i]) / gflops if "log_cost" in preds else None
         lat_q = preds[ratio_key][i] * base_latency[budgets.latency_batch] if ratio_key in preds else None
         memory = float(np.exp(preds["log_memory"][i][1])) if "log_memory" in preds else None
         storage_mb, add_cost = _storage(config["method"], model_mb, config["artifact_mb"], budgets.n_tasks)
         p_meets: dict[str, float] = {}
-        if budgets.time_budget_s is not None and time_q is not None:
-            p_meets["time"] = _p_below(math.log(budgets.time_budget_s), *np.log(time_q))
         if budgets.latency_budget_ms is not None and lat_q is not None:
             p_meets["latency"] = _p_below(budgets.latency_budget_ms, *lat_q)
         if budgets.max_trainable_params is not None:
@@ -160,41 +194,137 @@ def recommend(task: Any, budgets: UserBudgets | None = None, *, top: int = 5, mo
             p_meets["params"] = float(known is not None and known <= budgets.max_trainable_params)
         if budgets.storage_budget_mb is not None:
             p_meets["storage"] = float(storage_mb <= budgets.storage_budget_mb)
+        q = to_metric(quality[i], baseline, metric_name)
         candidates.append(Candidate(
-            rank=0, method=config["method"], params=config["params"], predicted_metric=float(metric[1]),
-            metric_interval=[float(metric[0]), float(metric[2])], predicted_gap=float(gap[1]),
+            rank=0, method=config["method"], params=config["params"], predicted_metric=float(q[1]),
+            metric_interval=[float(q[0]), float(q[2])], predicted_gap=0.0,
             predicted_time_s=float(time_q[1]) if time_q is not None else None,
             time_interval=[float(time_q[0]), float(time_q[2])] if time_q is not None else None,
             predicted_latency_ms=float(lat_q[1]) if lat_q is not None else None,
             latency_interval=[float(lat_q[0]), float(lat_q[2])] if lat_q is not None else None,
             predicted_memory_mb=memory, trainable_params=config["trainable_params"], storage_mb=storage_mb,
-            add_task_cost=add_cost, p_meets=p_meets, feasible=all(p >= 0.5 for p in p_meets.values())))
-    candidates.sort(key=lambda c: (not c.feasible, -c.predicted_gap, -c.predicted_metric))
+            add_task_cost=add_cost, p_meets=p_meets, feasible=all(p >= 0.5 for p in p_meets.values()),
+            predicted_gain=float(q[1]) - baseline))
+    full_time = [c.predicted_time_s for c in candidates if c.method == REFERENCE_METHOD and c.predicted_time_s]
+    default = _robust_default(predictor.rankings.get(_scenario(budgets, min(full_time) if full_time else None), []),
+                              candidates)
+    for c in candidates:
+        c.robust_default = c.method == default
+
+    def key(c: Candidate) -> tuple[bool, float]:
+        return (not c.feasible, -(c.predicted_metric + (MARGIN if c.robust_default else 0.0)))
+
+    candidates.sort(key=key)
     best_per_method: list[Candidate] = []
     seen_methods: set[str] = set()
     for c in candidates:  # the best configuration of each method, then the rest
         if c.method not in seen_methods:
             seen_methods.add(c.method)
             best_per_method.append(c)
-    ordered = best_per_method + [c for c in candidates if c not in best_per_method]
-    ordered.sort(key=lambda c: (not c.feasible, c not in best_per_method, -c.predicted_gap))
+    chosen = set(map(id, best_per_method))
+    ordered = best_per_method + [c for c in candidates if id(c) not in chosen]
+    ordered.sort(key=lambda c: (not c.feasible, id(c) not in chosen))  # stable: keeps the rank order
     shown = ordered[:top]
     for rank, c in enumerate(shown, start=1):
         c.rank = rank
-        c.why = _why(c, budgets)
+        c.predicted_gap = c.predicted_metric - shown[0].predicted_metric
+        c.why = _why(c, budgets, shown[0], baseline)
     feasible_found = any(c.feasible for c in candidates)
     binding, advice = (None, None) if feasible_found else _binding_budget(candidates)
-    neighbours = nearest_tasks(model, mf) if explain else []
+    warnings = _budget_warning(predictor, rows, candidates, budgets, gflops, baseline, metric_name)
+    if notes:
+        warnings.append("extrapolating: " + "; ".join(notes) + " (intervals widened)")
+    neighbours = nearest_tasks(meta, mf) if explain else []
     return Recommendation(
-        task=getattr(task, "name", "task"), metric_name=getattr(getattr(task, "spec", None), "metric", "metric"),
+        task=getattr(task, "name", "task"), metric_name=metric_name,
         metafeatures=mf, budgets=budgets, candidates=shown, feasible_found=feasible_found,
         binding_budget=binding, relax_advice=advice, nearest_tasks=neighbours,
-        top_features=top_features(model) if explain else [], hardware={"device": budgets.hardware, "seq_len": seq_len, **hw},
-        n_runs=model.n_runs_)
+        top_features=predictor.top_features if explain else [], hardware={"requested": budgets.hardware, "seq_len": seq_len, **hw},
+        n_runs=predictor.n_runs, baseline_metric=baseline, quality_at_s=budgets.time_budget_s, extrapolation=notes,
+        warnings=predictor.notes + warnings)
 
 
-def _why(c: Candidate, budgets: UserBudgets) -> str:
-    parts = [f"predicted {c.predicted_metric:.3f} ({c.predicted_gap:+.3f} vs the task's best)"]
+def cached_metafeatures(task: Any) -> MetaFeatures:
+    """The task's meta-features (default model), kept as JSON in the user folder by data
+    fingerprint: computing them loads a tokenizer (seconds), reading them takes milliseconds."""
+    import hashlib
+
+    from recommender.metafeatures import METAFEATURES_VERSION, compute_metafeatures
+    from recommender.paths import user_dir
+
+    key = hashlib.sha256(f"{task.fingerprint}|{METAFEATURES_VERSION}".encode()).hexdigest()[:24]
+    path = user_dir() / "metafeatures" / f"{key}.json"
+    try:
+        mf = MetaFeatures.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        if mf.fingerprint == task.fingerprint and mf.version == METAFEATURES_VERSION:
+            return mf
+    except (OSError, ValueError, TypeError):
+        pass  # absent or damaged: computed again
+    mf = compute_metafeatures(task)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(mf.to_dict()), encoding="utf-8")
+        tmp.replace(path)
+    except OSError:
+        pass
+    return mf
+
+
+def _kb_metric(meta: MetaModel, task_type: str) -> str:
+    names = [r["result"].metric_name for r in meta.rows_ if r["metafeatures"].task_type == task_type]
+    return max(set(names), key=names.count) if names else "metric"
+
+
+def _robust_default(ranking: Sequence[str], candidates: Sequence[Candidate]) -> str | None:
+    """The first method of the scenario's fixed-rule ranking with a feasible candidate."""
+    feasible = {c.method for c in candidates if c.feasible}
+    return next((m for m in ranking if m in feasible), None)
+
+
+#: a prediction "beats the constant predictor" by at least this much (metric units)
+MIN_USEFUL_GAIN = 0.02
+
+
+def _budget_warning(predictor: Any, rows: Sequence[dict[str, Any]], candidates: Sequence[Candidate],
+                    budgets: UserBudgets, gflops: float, baseline: float, metric_name: str) -> list[str]:
+    """A plain warning when nothing feasible is predicted to beat the constant predictor within the
+    time budget, with the budget that would."""
+    if budgets.time_budget_s is None or not rows:
+        return []
+    if any(c.feasible and (c.predicted_gain or 0.0) >= MIN_USEFUL_GAIN for c in candidates):
+        return []
+    feasible = np.array([c.feasible for c in candidates]) if any(c.feasible for c in candidates) else None
+    # up to where every measured curve had plateaued (at least 200x the budget)
+    longest = max(budgets.time_budget_s * 200, math.exp(predictor.quality.convergence_log_cost()) / gflops)
+    seconds = np.geomspace(budgets.time_budget_s, longest, 60)
+    gains = predictor.quality.predict(rows, np.log(seconds * gflops))[:, :, 1]
+    if feasible is not None:
+        gains = gains[feasible]
+    enough = np.flatnonzero(gains.max(axis=0) >= MIN_USEFUL_GAIN)
+    head = (f"nothing is predicted to beat a constant predictor ({metric_name} {baseline:.3f}) within "
+            f"{_duration(budgets.time_budget_s)} of training")
+    if not len(enough):
+        return [head + "; more time is not predicted to help either"]
+    return [head + f"; allow about {_duration(float(seconds[enough[0]]))}"]
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} second{'' if round(seconds) == 1 else 's'}"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} minutes"
+    return f"{seconds / 3600:.1f} hours"
+
+
+def _why(c: Candidate, budgets: UserBudgets, top: Candidate, baseline: float) -> str:
+    when = f"within {_duration(budgets.time_budget_s)}" if budgets.time_budget_s else "at convergence"
+    parts = [f"predicted {c.predicted_metric:.3f} {when} ({c.predicted_metric - baseline:+.3f} over a "
+             "constant predictor)"]
+    if c.robust_default:
+        parts.append("the robust default for these budgets (the best fixed rule on past tasks)")
+        if c is top:
+            parts.append(f"kept first unless another is predicted more than {100 * _margin():.0f} points better")
     if c.predicted_time_s is not None:
         parts.append(f"~{c.predicted_time_s:.0f}s to converge here")
     if c.predicted_latency_ms is not None:
@@ -205,15 +335,21 @@ def _why(c: Candidate, budgets: UserBudgets) -> str:
     return "; ".join(parts)
 
 
+def _margin() -> float:
+    from recommender.metamodel.replay_eval import MARGIN
+
+    return MARGIN
+
+
 def _binding_budget(candidates: Sequence[Candidate]) -> tuple[str | None, str | None]:
     """Which budget, relaxed alone, admits the best candidate, and what that buys."""
     best: tuple[float, str, Candidate] | None = None
     for key in BUDGET_LABELS:
         admitted = [c for c in candidates if all(p >= 0.5 for k, p in c.p_meets.items() if k != key)]
         if admitted:
-            top = max(admitted, key=lambda c: c.predicted_gap)
-            if best is None or top.predicted_gap > best[0]:
-                best = (top.predicted_gap, key, top)
+            top = max(admitted, key=lambda c: c.predicted_metric)
+            if best is None or top.predicted_metric > best[0]:
+                best = (top.predicted_metric, key, top)
     if best is None:
         return "several", "no single budget binds: relax at least two of them"
     _, key, c = best

@@ -1,6 +1,7 @@
 """Tuning methods: one module per method, found through the registry."""
 
 from recommender.methods.base import (
+    REFERENCE_METHOD,
     MethodConfig,
     TuningMethod,
     get_method_class,
@@ -9,5 +10,8 @@ from recommender.methods.base import (
     register_method,
 )
 
-__all__ = ["MethodConfig", "TuningMethod", "get_method_class", "make_method", "method_names",
+#: the second seed paper's method (arXiv 2405.05493), which reports compare with full fine-tuning
+UNIPELT_PROMPT = "unipelt_prompt"
+
+__all__ = ["REFERENCE_METHOD", "UNIPELT_PROMPT", "MethodConfig", "TuningMethod", "get_method_class", "make_method", "method_names",
            "register_method"]

@@ -34,6 +34,11 @@ class MethodConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
 
+ARTIFACT_KINDS = ("adapter", "full_model", "shared_model")
+#: the method every comparison is made against, and the robust default: full fine-tuning
+REFERENCE_METHOD = "full_ft"
+
+
 class TuningMethod(ABC):
     """How to turn a pretrained model into the model that is trained.
 
@@ -52,6 +57,23 @@ class TuningMethod(ABC):
     uses_adapters: ClassVar[bool] = True
     #: Hugging Face PEFT has an equivalent config (see ``peft_config``)
     peft_equivalent: ClassVar[bool] = False
+    #: why there is no PEFT equivalent (shown in exported bundles); "" when there is one
+    no_peft_reason: ClassVar[str] = ""
+    #: what serving one more task costs: "adapter" (a small file beside one shared base model),
+    #: "full_model" (a whole model per task) or "shared_model" (one model serves every task)
+    artifact_kind: ClassVar[str] = "adapter"
+    #: the method-specific ``RunResult.extra`` step count that the time limit can cut short,
+    #: with the hyperparameter that asked for it (e.g. TAPT's pre-training steps)
+    budgeted_stage: ClassVar[tuple[str, str] | None] = None
+
+    @classmethod
+    def default_lr(cls) -> float:
+        """The learning rate used when none is given: ``search_spaces/<name>.json``
+        ``"defaults"`` where it sets one (tuned by ``recommender kb defaults --apply``), else
+        the class attribute ``default_learning_rate``."""
+        from recommender.defaults import method_defaults
+
+        return float(method_defaults(cls.name).get("learning_rate", cls.default_learning_rate))
 
     def __init__(self, config: MethodConfig | None = None) -> None:
         # typed Any: each subclass reads the fields of its own config dataclass
@@ -103,8 +125,39 @@ class TuningMethod(ABC):
         """An equivalent Hugging Face PEFT ``adapter_config.json`` dict, when one exists."""
         return None
 
+    @classmethod
+    def storage_mb(cls, model_mb: float, artifact_mb: float, n_tasks: int) -> tuple[float, str]:
+        """Disk to serve ``n_tasks`` tasks, and what adding one more costs (first seed paper)."""
+        if cls.artifact_kind == "full_model":
+            return n_tasks * model_mb, "train and store one more full model"
+        if cls.artifact_kind == "shared_model":
+            return model_mb, "retrain the shared model with the new task (replaying old tasks' data)"
+        return model_mb + n_tasks * artifact_mb, "train one more small adapter; the base model is shared"
+
     def trainable_parameters(self, model: PreTrainedModel) -> list[torch.nn.Parameter]:
         return [p for p in model.parameters() if p.requires_grad]
+
+    #: gradients flow back through the encoder (False: only the head trains, on frozen features)
+    backpropagates_through_encoder: ClassVar[bool] = True
+
+    def train_flops_per_token(self, non_embedding_params: int, trainable: int) -> float:
+        """Approximate training FLOPs per real token (N = non-embedding parameters): forward
+        2N; the backward pass computes activation gradients (2N) unless only the head trains,
+        and weight gradients only for trainable weights (2 x trainable)."""
+        backward = 2.0 * non_embedding_params if self.backpropagates_through_encoder else 0.0
+        return 2.0 * non_embedding_params + backward + 2.0 * trainable
+
+    # -- multi-task hooks: a method that trains several tasks at once overrides these --------
+    def co_tasks(self, task: Task) -> list[Task]:
+        """Tasks trained jointly with ``task`` (each gets its own head); none by default."""
+        return []
+
+    def init_heads(self, model: PreTrainedModel, task: Task) -> None:  # noqa: B027 - optional hook
+        """Initialise the co-task heads (e.g. from a saved multi-task model)."""
+
+    def extra_results(self, best_metrics: dict[str, Any], task: Task) -> dict[str, Any]:
+        """Method-specific measurements added to the run's ``extra`` (e.g. retained scores)."""
+        return {}
 
 
 def register_method(cls: type[TuningMethod]) -> type[TuningMethod]:
@@ -112,6 +165,8 @@ def register_method(cls: type[TuningMethod]) -> type[TuningMethod]:
     name = cls.name
     if not name or name != name.lower() or not name.replace("_", "").isalnum():
         raise ValueError(f"method name {name!r} must be lowercase letters, digits and underscores")
+    if cls.artifact_kind not in ARTIFACT_KINDS:
+        raise ValueError(f"method {name!r}: artifact_kind={cls.artifact_kind!r}; expected one of {ARTIFACT_KINDS}")
     if name in _REGISTRY and _REGISTRY[name] is not cls:
         raise ValueError(f"method {name!r} is already registered by {_REGISTRY[name].__module__}")
     _REGISTRY[name] = cls

@@ -25,6 +25,7 @@ class CompacterMethodConfig(MethodConfig):
 
 @register_method
 class Compacter(AdapterMethod):
+    no_peft_reason = ('PEFT has no Compacter (PHM) adapters; load the artifact with the `adapters` library')
     name = "compacter"
     config_class = CompacterMethodConfig
     description = "Bottleneck adapters built from shared Kronecker products: very few parameters."

@@ -11,6 +11,7 @@ from recommender.methods.seq_bn import BottleneckConfig
 
 @register_method
 class DoubleSeqBn(AdapterMethod):
+    no_peft_reason = ('PEFT has no bottleneck (Houlsby/Pfeiffer) adapters; load the artifact with the `adapters` library')
     name = "double_seq_bn"
     config_class = BottleneckConfig
     description = "Bottleneck adapters after attention and after feed-forward (Houlsby)."

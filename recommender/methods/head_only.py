@@ -13,10 +13,12 @@ if TYPE_CHECKING:
 
 @register_method
 class HeadOnly(TuningMethod):
+    no_peft_reason = ('only the task head is trained: the artifact is a whole transformers model, not an adapter')
     name = "head_only"
     description = "Linear probe: frozen encoder, only the task head is trained."
     default_learning_rate = 3e-3
     uses_adapters = False
+    backpropagates_through_encoder = False
 
     def apply(self, model: PreTrainedModel) -> None:
         for p in model.parameters():

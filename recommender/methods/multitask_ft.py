@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from recommender.config_utils import check_range
-from recommender.methods.base import SEQUENCE_TASK_TYPES, MethodConfig, register_method
-from recommender.methods.full_ft import FullFineTuning
+from recommender.methods.base import SEQUENCE_TASK_TYPES, register_method
+from recommender.methods.full_ft import FullFineTuning, FullFTConfig
 
 if TYPE_CHECKING:
 
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class MultiTaskConfig(MethodConfig):
+class MultiTaskConfig(FullFTConfig):
     co_tasks: tuple[str, ...] = field(default=("auto",), metadata={"help": "co-trained tasks, or 'auto'"})
     n_auto: int = field(default=1, metadata={"help": "how many co-tasks 'auto' picks"})
     co_task_max_examples: int = field(default=1000, metadata={"help": "train examples kept per co-task"})
@@ -39,6 +39,7 @@ class MultiTaskConfig(MethodConfig):
     replay_fraction: float = field(default=1.0, metadata={"help": "share of co-task training data replayed"})
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_range("MultiTaskConfig", "replay_fraction", self.replay_fraction, 0.0, 1.0, low_open=True)
         check_range("MultiTaskConfig", "n_auto", self.n_auto, 0, 10)
         check_range("MultiTaskConfig", "co_task_max_examples", self.co_task_max_examples, 1, 10_000_000)
@@ -62,6 +63,8 @@ def auto_co_tasks(task: Task, n: int) -> list[str]:
 
 @register_method
 class MultiTaskFineTuning(FullFineTuning):
+    no_peft_reason = ('multi-task full fine-tuning: the artifact is a whole transformers model, not an adapter')
+    artifact_kind = "shared_model"
     name = "multitask_ft"
     config_class = MultiTaskConfig
     description = "One shared encoder fine-tuned jointly on this task and co-tasks (one head each)."

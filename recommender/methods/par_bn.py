@@ -22,6 +22,7 @@ class ParBnMethodConfig(MethodConfig):
 
 @register_method
 class ParBn(AdapterMethod):
+    no_peft_reason = ('PEFT has no parallel bottleneck adapters; load the artifact with the `adapters` library')
     name = "par_bn"
     config_class = ParBnMethodConfig
     description = "Parallel bottleneck adapter beside each feed-forward block."

@@ -25,6 +25,7 @@ class BottleneckConfig(MethodConfig):
 
 @register_method
 class SeqBn(AdapterMethod):
+    no_peft_reason = ('PEFT has no bottleneck (Houlsby/Pfeiffer) adapters; load the artifact with the `adapters` library')
     name = "seq_bn"
     config_class = BottleneckConfig
     description = "Bottleneck adapter after each feed-forward block (Pfeiffer)."

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from recommender.config_utils import check_range
-from recommender.methods.base import MethodConfig, register_method
-from recommender.methods.full_ft import FullFineTuning
+from recommender.methods.base import register_method
+from recommender.methods.full_ft import FullFineTuning, FullFTConfig
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -22,13 +22,14 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class TAPTConfig(MethodConfig):
+class TAPTConfig(FullFTConfig):
     tapt_steps: int = field(default=100, metadata={"help": "masked-LM steps on the task's texts"})
     tapt_learning_rate: float = field(default=1e-4, metadata={"help": "masked-LM learning rate"})
     mlm_probability: float = field(default=0.15, metadata={"help": "share of tokens masked"})
     tapt_batch_size: int = field(default=16, metadata={"help": "masked-LM batch size"})
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_range("TAPTConfig", "tapt_steps", self.tapt_steps, 1, 1_000_000)
         check_range("TAPTConfig", "tapt_learning_rate", self.tapt_learning_rate, 0, 1, low_open=True)
         check_range("TAPTConfig", "mlm_probability", self.mlm_probability, 0.01, 0.9)
@@ -37,6 +38,9 @@ class TAPTConfig(MethodConfig):
 
 @register_method
 class TAPTFineTuning(FullFineTuning):
+    no_peft_reason = ('task-adaptive pre-training followed by full fine-tuning: the artifact is a whole transformers model, not an adapter')
+    artifact_kind = "full_model"
+    budgeted_stage = ("tapt_steps", "tapt_steps")  # (steps done in extra, steps asked in params)
     name = "tapt_ft"
     config_class = TAPTConfig
     description = "Masked-LM pretraining on the task's own texts, then full fine-tuning."

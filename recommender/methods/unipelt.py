@@ -40,6 +40,7 @@ def unipelt_parts(config: UniPELTMethodConfig) -> list[Any]:
 
 @register_method
 class UniPELT(AdapterMethod):
+    no_peft_reason = ('PEFT has no gated UniPELT combination; load the artifact with the `adapters` library')
     name = "unipelt"
     config_class = UniPELTMethodConfig
     description = "Gated combination of LoRA, prefix tuning and a bottleneck adapter."

@@ -1,8 +1,10 @@
 """Searches that run outside the caller's process (the app starts them, a page reload loses nothing).
 
-:func:`start_search_process` spawns ``python -m recommender.cli search ... --json`` in its own
-session (it outlives the app), logs to ``<user_dir>/searches/<study>.log`` and records what is
-needed to find it again in ``<user_dir>/searches/<study>.json``. :func:`search_status` reads
+:func:`start_search_process` writes the task and the :class:`SearchConfig` as one
+:class:`~recommender.search.job.SearchJob` (``<user_dir>/searches/<study>.job``), spawns
+``python -m recommender.cli search --job <file> --study <name> --json`` in its own session (it
+outlives the app), logs to ``<user_dir>/searches/<study>.log`` and records what is needed to
+find it again in ``<user_dir>/searches/<study>.json``. :func:`search_status` reads
 that record, whether the process is alive, and the trials from the storage;
 :func:`stop_search` ends the process and everything it started::
 
@@ -27,14 +29,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recommender.errors import ConfigError, DataError, StorageError
-from recommender.paths import default_storage_url, user_dir
+from recommender.errors import ConfigError, DataError, StorageError, StorageNotFoundError
+from recommender.paths import user_dir
 from recommender.search.config import SearchConfig, TaskRef
+from recommender.search.job import SearchJob
+from recommender.store import STORAGE_ENV, mask_url, remember_url, storage_url
 
 STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-#: TaskRef overrides the ``search`` command can pass on (its --text-col, ... flags)
-CLI_OVERRIDES = {"text_col": "--text-col", "text_pair_col": "--text-pair-col", "label_col": "--label-col",
-                 "task_type": "--task-type", "language": "--language"}
 STATES = ("starting", "running", "finished", "failed", "stopped")
 STOP_WAIT_S = 5.0
 
@@ -116,35 +117,21 @@ def _records() -> list[dict[str, Any]]:
 
 
 # --- starting ------------------------------------------------------------------------------
-def search_command(task_ref: TaskRef, storage: str, study_name: str, config: SearchConfig) -> list[str]:
-    """The ``recommender search`` command line that runs this search (``--json`` output)."""
-    unknown = sorted(set(task_ref.overrides) - set(CLI_OVERRIDES))
-    if unknown:
-        raise ConfigError(f"TaskRef.overrides {unknown} cannot be passed to a background search; "
-                          f"supported: {sorted(CLI_OVERRIDES)}")
-    if (task_ref.max_train or task_ref.max_dev) and task_ref.seed != config.seed:
-        raise ConfigError(f"TaskRef.seed={task_ref.seed} differs from SearchConfig.seed={config.seed}; the search "
-                          "command uses one --seed for both")
-    cmd = [sys.executable, "-m", "recommender.cli", "search", task_ref.source, "--storage", storage,
-           "--study", study_name, "--methods", ",".join(config.methods) if config.methods else "all",
-           "--trial-time-budget", repr(float(config.trial_time_budget)),
-           "--latency-batch", str(config.latency_batch), "--objective", config.objective,
-           "--sampler", config.sampler, "--pruner", config.pruner, "--max-epochs", repr(float(config.max_epochs)),
-           "--patience", str(config.patience), "--evals-per-epoch", repr(float(config.evals_per_epoch)),
-           "--device", config.device, "--seed", str(config.seed), "--isolation", config.isolation, "--json"]
-    optional = {"--time-budget": config.time_budget, "--n-trials": config.n_trials,
-                "--latency-budget-ms": config.latency_budget_ms,
-                "--max-trainable-params": config.max_trainable_params, "--model": config.model,
-                "--max-train": task_ref.max_train, "--max-dev": task_ref.max_dev}
-    for flag, value in optional.items():
-        if value is not None:
-            cmd += [flag, repr(float(value)) if isinstance(value, float) else str(value)]
-    for key, value in task_ref.overrides.items():
-        if value:
-            cmd += [CLI_OVERRIDES[key], str(value)]
-    if config.warm_start:
-        cmd.append("--warm-start")
-    return cmd
+def job_path(study: str) -> Path:
+    """Where the :class:`~recommender.search.job.SearchJob` of a background search is written
+    (not ``*.json``: that is a search's record)."""
+    return searches_dir() / f"{check_study_name(study)}.job"
+
+
+def search_command(job_file: Path, study_name: str) -> list[str]:
+    """The ``recommender search`` command line that runs the search ``job_file`` describes.
+
+    The task and the configuration travel as one record in the file, not flag by flag; the
+    command names no storage: :func:`start_search_process` passes it in the child's environment
+    (``RECOMMENDER_STORAGE``), where no other user can read a password.
+    """
+    return [sys.executable, "-m", "recommender.cli", "search", "--job", str(job_file),
+            "--study", check_study_name(study_name), "--json"]
 
 
 def start_search_process(task_ref: TaskRef, storage: str | None, study_name: str, config: SearchConfig) -> int:
@@ -154,7 +141,7 @@ def start_search_process(task_ref: TaskRef, storage: str | None, study_name: str
     resumes that study (same task) in the storage.
     """
     check_study_name(study_name)
-    storage = storage or default_storage_url()
+    storage = storage_url(storage)
     source = task_ref.source
     if Path(source).expanduser().exists():  # the child may run from another folder
         task_ref = TaskRef(str(Path(source).expanduser().resolve()), dict(task_ref.overrides), task_ref.max_train,
@@ -164,10 +151,10 @@ def start_search_process(task_ref: TaskRef, storage: str | None, study_name: str
         if previous.alive:
             raise ConfigError(f"a search named {study_name!r} is already running (pid {previous.pid}); "
                               "stop it or choose another name")
-    cmd = search_command(task_ref, storage, study_name, config)
+    cmd = search_command(SearchJob(task_ref, config).write(job_path(study_name)), study_name)
     log_path = searches_dir() / f"{study_name}.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false"}
+           "TOKENIZERS_PARALLELISM": "false", STORAGE_ENV: storage}
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         with os.fdopen(fd, "ab") as log:
@@ -178,7 +165,8 @@ def start_search_process(task_ref: TaskRef, storage: str | None, study_name: str
     except OSError as exc:
         raise StorageError(f"cannot start the search process: {exc}") from None
     _children[proc.pid] = proc
-    _write_record({"pid": proc.pid, "study": study_name, "storage": storage, "started_at": time.time(),
+    remember_url(storage)  # the record holds the masked URL; this process can still open it
+    _write_record({"pid": proc.pid, "study": study_name, "storage": mask_url(storage), "started_at": time.time(),
                    "time_budget": config.time_budget, "task": Path(task_ref.source).stem
                    if Path(task_ref.source).exists() else task_ref.source, "task_ref": task_ref.to_dict(),
                    "config": config.to_dict(), "log": str(log_path), "stopped": False, "ended_at": None})
@@ -260,7 +248,7 @@ def _summary(storage: str, study: str) -> tuple[Any, SearchConfig | None]:
 
     try:
         st, config = load_search(storage, study)
-    except KeyError:  # not created yet (the task and its meta-features are being prepared)
+    except (KeyError, StorageNotFoundError):  # not created yet (the task is being prepared)
         return None, None
     return summarize(st, config), config
 

@@ -6,16 +6,21 @@ or to a constant. ``_shared.json`` holds the hyperparameters every method shares
 overrides or extends it. Optuna parameter names are ``<method>.<name>``, after a first
 ``method`` choice, so the space is conditional: each method's parameters exist only in its
 trials.
+
+A method file may also carry ``"defaults": {"learning_rate": x, "batch_size": y}``: the tuned
+defaults (see :mod:`recommender.defaults`), which win over the method class's own and must lie
+inside the parameter's range where it is searched.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from recommender.defaults import parse_defaults
 from recommender.errors import ConfigError, unknown_name
 from recommender.paths import search_spaces_dir
 
@@ -35,12 +40,14 @@ class SearchSpace:
     distributions: dict[str, Any]  # name -> optuna distribution
     constants: dict[str, Any]
     source: str
+    default_values: dict[str, Any] = field(default_factory=dict)  # the file's "defaults"
 
     def optuna_name(self, name: str) -> str:
         return f"{self.method}.{name}"
 
     def defaults(self) -> dict[str, Any]:
-        """The method's default hyperparameters restricted to this space (for warm starts)."""
+        """The method's default hyperparameters restricted to this space (for warm starts):
+        the file's ``"defaults"``, else the method's and ``TrainingConfig``'s own."""
         import dataclasses
 
         from recommender.methods import get_method_class
@@ -50,6 +57,7 @@ class SearchSpace:
         values = {f.name: f.default for f in dataclasses.fields(TrainingConfig)}
         values.update({f.name: f.default for f in dataclasses.fields(cls.config_class)})
         values["learning_rate"] = cls.default_learning_rate
+        values.update(self.default_values)
         return {name: values[name] for name in self.distributions}
 
     def params_from_trial(self, trial_params: dict[str, Any]) -> dict[str, Any]:
@@ -103,6 +111,19 @@ def _valid_names(method: str) -> list[str]:
     return field_names(TrainingConfig) + field_names(get_method_class(method).config_class)
 
 
+def _check_default(dist: Any, value: Any, where: str) -> None:
+    """A default must be a value its own search could sample."""
+    from optuna.distributions import CategoricalDistribution
+
+    if dist is None:
+        return
+    if isinstance(dist, CategoricalDistribution):
+        if value not in dist.choices:
+            raise ConfigError(f"{where}={value!r} is not among the choices {list(dist.choices)}")
+    elif not dist.low <= value <= dist.high:
+        raise ConfigError(f"{where}={value!r} lies outside the searched range [{dist.low}, {dist.high}]")
+
+
 @lru_cache(maxsize=8)
 def _load_all(root: str) -> dict[str, SearchSpace]:
     folder = Path(root)
@@ -127,7 +148,10 @@ def _load_all(root: str) -> dict[str, SearchSpace]:
                 constants[name] = spec
             else:
                 distributions[name] = dist
-        spaces[method] = SearchSpace(method, distributions, constants, str(path))
+        defaults = parse_defaults(data, f"search space {path.name}")
+        for name, value in defaults.items():
+            _check_default(distributions.get(name), value, f"search space {path.name}, defaults.{name}")
+        spaces[method] = SearchSpace(method, distributions, constants, str(path), defaults)
     return spaces
 
 
@@ -165,6 +189,21 @@ def fixed_distributions(method: str, methods: list[str], folder: Path | None = N
     space = get_space(method, folder)
     out: dict[str, Any] = {METHOD_PARAM: CategoricalDistribution(methods)}
     out.update({space.optuna_name(k): d for k, d in space.distributions.items()})
+    return out
+
+
+def trial_params(method: str, params: dict[str, Any]) -> dict[str, Any]:
+    """An Optuna trial's parameters for ``method`` with ``params`` (e.g. a recommended
+    configuration): values the method's space cannot hold are left out for the sampler to fill."""
+    space = get_space(method)
+    out: dict[str, Any] = {METHOD_PARAM: method}
+    for name, dist in space.distributions.items():
+        value = params.get(name)
+        try:
+            if value is not None and dist._contains(dist.to_internal_repr(value)):
+                out[space.optuna_name(name)] = value
+        except ValueError:
+            continue
     return out
 
 

@@ -31,7 +31,7 @@ class MetaModelTopK:
     def configs(self, task: Any, metafeatures: Any, methods: list[str]) -> list[dict[str, Any]]:
         from recommender.errors import DataError
         from recommender.metamodel.recommend import load_metamodel, recommend
-        from recommender.search.spaces import METHOD_PARAM, get_space
+        from recommender.search.spaces import METHOD_PARAM, trial_params
 
         try:
             model = load_metamodel(self.storage)
@@ -43,17 +43,7 @@ class MetaModelTopK:
         for candidate in rec.candidates:  # best first; one configuration per method
             if candidate.method not in methods or candidate.method in covered:
                 continue
-            space = get_space(candidate.method)
-            params: dict[str, Any] = {METHOD_PARAM: candidate.method}
-            for name, dist in space.distributions.items():
-                value = candidate.params.get(name)
-                try:
-                    # keep only values the space can hold; the sampler fills in the rest
-                    if value is not None and dist._contains(dist.to_internal_repr(value)):
-                        params[space.optuna_name(name)] = value
-                except ValueError:
-                    continue
-            out.append(params)
+            out.append(trial_params(candidate.method, candidate.params))
             covered.add(candidate.method)
         defaults = [c for c in MethodDefaults().configs(task, metafeatures, methods) if c[METHOD_PARAM] not in covered]
         return (out + defaults)[: max(self.k, 1)]

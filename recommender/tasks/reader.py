@@ -37,7 +37,7 @@ def read_text(path: Path, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> str:
     if not path.exists():
         raise DataFileNotFoundError(f"data file not found: {path}")
     if not path.is_file():
-        raise DataError(f"{path} is not a file")
+        raise DataError(f"{path} is not a regular file (a folder, device, FIFO or socket?)")
     size = path.stat().st_size
     if size > max_bytes:
         raise DataError(

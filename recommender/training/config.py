@@ -37,3 +37,22 @@ class TrainingConfig:
         check_range(owner, "eval_batch_size", self.eval_batch_size, 1, 4096)
         check_range(owner, "max_grad_norm", self.max_grad_norm, 0, 1e6, low_open=True)
         check_range(owner, "doc_stride", self.doc_stride, 0, self.max_seq_length // 2)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """How a run is scored.
+
+    The learning curve (and early stopping) uses a fixed, seeded ``monitor_size`` subset of the
+    dev set (None: all of it); at the end the best checkpoint is scored on the whole dev set,
+    with a bootstrap standard error over ``n_boot`` resamples, beside the constant predictor.
+    """
+
+    monitor_size: int | None = field(default=None, metadata={"help": "dev examples for the curve"})
+    n_boot: int = field(default=200, metadata={"help": "bootstrap resamples for the standard error"})
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.monitor_size is not None:
+            check_range("EvalConfig", "monitor_size", self.monitor_size, 1, 10**7)
+        check_range("EvalConfig", "n_boot", self.n_boot, 0, 100_000)

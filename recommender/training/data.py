@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from recommender.tasks import metrics as task_metrics
+from recommender.training.scoring import Scored, ScoringSpec
 
 if TYPE_CHECKING:
     import torch
@@ -158,12 +158,6 @@ def collate(features: Features, indices: list[int], task_type: str, pad_id: int,
     return batch
 
 
-def iterate_batches(features: Features, batches: list[list[int]], task_type: str, pad_id: int,
-                    pad_to: int | None = None) -> Iterator[tuple[list[int], dict[str, torch.Tensor]]]:
-    for indices in batches:
-        yield indices, collate(features, indices, task_type, pad_id, pad_to)
-
-
 def compute_loss(task_type: str, outputs: Any, batch: dict[str, torch.Tensor], num_labels: int) -> torch.Tensor:
     import torch.nn.functional as F
 
@@ -212,15 +206,15 @@ class Predictions:
         for r, i in enumerate(indices):
             self.rows[i] = logits[r]
 
-    def metrics(self) -> dict[str, float]:
+    def scored(self, spec: ScoringSpec) -> Scored:
+        """Per-example gold and predicted values (and class probabilities), ready to score."""
         f = self.features
         n = len(f)
         if self.task_type == "classification":
-            pred = [int(np.argmax(self.rows[i])) for i in range(n)]
-            return task_metrics.classification_metrics(f.labels, pred)  # type: ignore[arg-type]
+            logits = np.stack([self.rows[i] for i in range(n)]) if n else np.zeros((0, spec.n_labels))
+            return Scored(spec, f.labels, logits.argmax(axis=1).tolist(), task_metrics.softmax(logits))
         if self.task_type == "regression":
-            values = [float(self.rows[i].reshape(-1)[0]) for i in range(n)]
-            return task_metrics.regression_metrics(f.labels, values)
+            return Scored(spec, f.labels, [float(self.rows[i].reshape(-1)[0]) for i in range(n)])
         if self.task_type == "token_classification":
             assert self.label_names is not None
             names = self.label_names
@@ -231,8 +225,19 @@ class Predictions:
                     words[word] = names[int(np.argmax(self.rows[i][pos]))]
                 y_true.append([names[t] for t in f.extra["gold"][i]])
                 y_pred.append(words)
-            return task_metrics.ner_metrics(y_true, y_pred)
-        return task_metrics.qa_metrics(*self._qa_answers())
+            return Scored(spec, y_true, y_pred)
+        predictions, gold = self._qa_answers()
+        return Scored(spec, gold, predictions)
+
+    def gold(self) -> list[Any]:
+        """The gold values, in the form :meth:`scored` reports them (for a constant baseline)."""
+        f = self.features
+        if self.task_type == "token_classification":
+            assert self.label_names is not None
+            return [[self.label_names[t] for t in tags] for tags in f.extra["gold"]]
+        if self.task_type == "extractive_qa":
+            return list(f.extra["gold"])
+        return list(f.labels)
 
     def _qa_answers(self) -> tuple[list[str], list[list[str]]]:
         f = self.features

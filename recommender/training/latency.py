@@ -31,13 +31,16 @@ def synthetic_batch(batch_size: int, seq_len: int, vocab_size: int, device: str,
 def measure_latency(model: torch.nn.Module, *, batch_size: int, seq_len: int, vocab_size: int,
                     device: str = "cpu", max_seconds: float = 3.0, min_repeats: int = 3,
                     max_repeats: int = 30, warmup: int = 2, merged: bool = False,
-                    deadline: float | None = None) -> LatencyStats:
+                    deadline: float | None = None, precision: str = "fp32") -> LatencyStats:
     """Time ``model`` on a synthetic batch; stops at ``max_repeats`` or ``max_seconds``.
 
     ``deadline`` (a ``time.perf_counter()`` value) cuts warm-up and repeats short, keeping at
     least one timed pass, so a run's time budget holds even on a slow or busy machine.
+    ``precision`` is the one the model is served in (bf16 / fp16 autocast, or fp32).
     """
     import torch
+
+    from recommender.training.precision import autocast
 
     batch = synthetic_batch(batch_size, seq_len, vocab_size, device)
     model.eval()
@@ -45,7 +48,7 @@ def measure_latency(model: torch.nn.Module, *, batch_size: int, seq_len: int, vo
     def out_of_time() -> bool:
         return deadline is not None and time.perf_counter() > deadline
 
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(device, precision):
         for i in range(max(1, warmup)):
             if i > 0 and out_of_time():
                 break  # one warm-up pass always: a cold first pass is not a latency
@@ -61,4 +64,5 @@ def measure_latency(model: torch.nn.Module, *, batch_size: int, seq_len: int, vo
             times.append((time.perf_counter() - t0) * 1000)
     arr = np.asarray(times)
     return LatencyStats(batch_size=batch_size, seq_len=seq_len, p50_ms=float(np.percentile(arr, 50)),
-                        p95_ms=float(np.percentile(arr, 95)), merged=merged, repeats=len(times))
+                        p95_ms=float(np.percentile(arr, 95)), merged=merged, repeats=len(times),
+                        precision=precision)

@@ -6,20 +6,39 @@ import argparse
 import json
 from typing import Any
 
-from recommender.cli import EXTRA_COMMANDS, _add_task_args, _load_task, parse_duration
+from recommender.cli.args import (
+    add_task_args,
+    load_task,
+    parse_duration,
+    positive_float,
+    positive_int,
+)
+
+
+def _existing_storage(storage: str | None) -> str | None:
+    """An explicit --storage of a reading command must exist: a typo is an error, not 'no runs'."""
+    from recommender.store import require_storage
+
+    return None if storage is None else require_storage(storage)
 
 
 def format_recommendation(rec: Any) -> str:
     from recommender.report import format_table
 
     rows = [{"rank": c.rank, "method": c.method, "metric": c.predicted_metric,
-             "interval": f"[{c.metric_interval[0]:.3f}, {c.metric_interval[1]:.3f}]",
+             "80% interval": f"[{c.metric_interval[0]:.3f}, {c.metric_interval[1]:.3f}]",
              "time_s": c.predicted_time_s, "latency_ms": c.predicted_latency_ms,
              "memory_mb": c.predicted_memory_mb, "trainable": c.trainable_params, "storage_mb": c.storage_mb,
              "p_meets": " ".join(f"{k}={v:.2f}" for k, v in c.p_meets.items()) or "-",
              "feasible": c.feasible} for c in rec.candidates]
-    lines = [f"{rec.task}: predicted {rec.metric_name} (learned from {rec.n_runs} past runs; times and "
-             f"latencies calibrated on {rec.hardware.get('device')})", ""]
+    when = (f"within a {rec.quality_at_s:.0f}s training budget" if rec.quality_at_s is not None
+            else "at convergence")
+    base = "" if rec.baseline_metric is None else f"; a constant predictor scores {rec.baseline_metric:.3f}"
+    lines = [f"{rec.task}: predicted {rec.metric_name} {when} (learned from {rec.n_runs} past runs; times and "
+             f"latencies calibrated on {rec.hardware.get('device')}{base})", ""]
+    lines += [f"warning: {w}" for w in rec.warnings]
+    if rec.warnings:
+        lines.append("")
     if rows:
         lines.append(format_table(rows, rows[0].keys()))
     lines.append("")
@@ -36,23 +55,32 @@ def format_recommendation(rec: Any) -> str:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    from recommender.metamodel.recommend import recommend
+    from recommender import pipeline
     from recommender.types import UserBudgets
 
     budgets = UserBudgets(time_budget_s=args.time_budget, latency_budget_ms=args.latency_budget_ms,
                           latency_batch=args.latency_batch, max_trainable_params=args.max_trainable_params,
                           n_tasks=args.n_tasks, storage_budget_mb=args.storage_budget_mb, hardware=args.hardware)
-    task = _load_task(args)
-    rec = recommend(task, budgets, top=args.top, storage=args.storage)
+    _existing_storage(args.storage)
+    task = load_task(args)
+    rec = pipeline.recommend(task, budgets, top=args.top, storage=args.storage)
+    if not args.json:
+        from recommender.report import metric_line
+
+        print(metric_line(task))
     print(json.dumps(rec.to_dict()) if args.json else format_recommendation(rec))
     return 0
 
 
 def cmd_meta_fit(args: argparse.Namespace) -> int:
-    from recommender.metamodel.recommend import load_metamodel
+    from recommender.metamodel.predictor import load_predictor
 
-    model = load_metamodel(args.storage)
-    print(f"fitted on {model.n_runs_} runs ({len(model.methods_)} methods); targets: {', '.join(model.models_)}")
+    predictor = load_predictor(_existing_storage(args.storage))
+    model = predictor.meta
+    for note in predictor.notes:
+        print(f"note: {note}")
+    print(f"fitted on {model.n_runs_} runs ({len(model.methods_)} methods); targets: {', '.join(model.models_)}, "
+          "quality at a budget")
     return 0
 
 
@@ -62,7 +90,19 @@ def cmd_meta_evaluate(args: argparse.Namespace) -> int:
     from recommender.metamodel.evaluate import evaluate, held_out_folds
     from recommender.metamodel.recommend import knowledge_rows
 
-    rows = knowledge_rows(args.storage)
+    rows = knowledge_rows(_existing_storage(args.storage))
+    if args.scenarios:  # the budgeted replay: what data/knowledge_base/evaluation.json holds
+        from recommender.metamodel.quality import select_protocol
+        from recommender.metamodel.replay_eval import evaluate_scenarios
+
+        chosen, note = select_protocol(rows, args.min_protocol)
+        result = evaluate_scenarios(chosen)
+        result["protocol_note"] = note
+        text = json.dumps(result, indent=1)
+        if args.out:
+            Path(args.out).write_text(text, encoding="utf-8")
+        print(text)
+        return 0
     folds = list(held_out_folds(rows))  # fitted once, shared by the evaluation and the replay
     summary = evaluate(rows, folds=folds)
     if args.warm_start:
@@ -78,16 +118,16 @@ def cmd_meta_evaluate(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     p = sub.add_parser("recommend", help="rank fine-tuning strategies for a task under budgets")
-    _add_task_args(p)
+    add_task_args(p)
     p.add_argument("--time-budget", type=parse_duration, help="training time you can afford (30m, 600)")
-    p.add_argument("--latency-budget-ms", type=float)
-    p.add_argument("--latency-batch", type=int, default=1)
-    p.add_argument("--max-trainable-params", type=int)
-    p.add_argument("--n-tasks", type=int, default=1, help="tasks to serve (prices maintainability)")
-    p.add_argument("--storage-budget-mb", type=float)
+    p.add_argument("--latency-budget-ms", type=positive_float)
+    p.add_argument("--latency-batch", type=positive_int, default=1)
+    p.add_argument("--max-trainable-params", type=positive_int)
+    p.add_argument("--n-tasks", type=positive_int, default=1, help="tasks to serve (prices maintainability)")
+    p.add_argument("--storage-budget-mb", type=positive_float)
     p.add_argument("--hardware", default="auto", help="auto, cpu or cuda: where times are calibrated")
     p.add_argument("--storage", help="also learn from the runs in this Optuna storage")
-    p.add_argument("--top", type=int, default=5)
+    p.add_argument("--top", type=positive_int, default=5)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_recommend)
 
@@ -101,8 +141,11 @@ def register(sub: Any) -> None:
     p.add_argument("--out", help="write the JSON summary here too")
     p.add_argument("--warm-start", action="store_true",
                    help="also replay warm-started vs cold TPE searches on the measured runs")
-    p.add_argument("--warm-start-k", type=int, default=5, help="configurations the warm start enqueues")
+    p.add_argument("--warm-start-k", type=positive_int, default=5, help="configurations the warm start enqueues")
+    p.add_argument("--scenarios", action="store_true",
+                   help="replay the budgeted scenarios instead (time, latency, parameter and storage budgets; "
+                   "meta-model, race, best fixed rule, always full_ft, random, oracle)")
+    p.add_argument("--min-protocol", type=positive_int, default=2,
+                   help="learn from runs of this measurement protocol or later (falls back when there are none)")
     p.set_defaults(func=cmd_meta_evaluate)
 
-
-EXTRA_COMMANDS.append(register)

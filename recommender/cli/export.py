@@ -6,17 +6,16 @@ import argparse
 import sys
 from typing import Any
 
-from recommender.cli import EXTRA_COMMANDS
-
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from recommender.export import export_trial
+    from recommender import pipeline
 
     def progress(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
-    path = export_trial(args.storage, args.study, args.trial, args.out, fmt=args.format,
-                        with_weights=args.with_weights, merged=args.merged, force=args.force, progress=progress)
+    path = pipeline.export_trial(args.storage, args.study, args.out, trial=args.trial, fmt=args.format,
+                                 with_weights=args.with_weights, merged=args.merged, force=args.force,
+                                 progress=progress)
     files = sorted(str(p.relative_to(path)) for p in path.iterdir())
     print(f"wrote bundle {path}: {', '.join(files)}")
     return 0
@@ -40,5 +39,3 @@ def register(sub: Any) -> None:
     p.add_argument("--force", action="store_true", help="replace the output folder if it exists")
     p.set_defaults(func=cmd_export)
 
-
-EXTRA_COMMANDS.append(register)

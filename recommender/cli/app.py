@@ -8,12 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from recommender.cli import EXTRA_COMMANDS
 from recommender.errors import ConfigError, DataFileNotFoundError
+from recommender.types import MAX_UPLOAD_MB
 
 LOCAL_ADDRESSES = ("127.0.0.1", "localhost", "::1")
-#: the server refuses bigger uploads; the app checks the same limit itself
-MAX_UPLOAD_MB = 20
 
 
 def app_script() -> Path:
@@ -56,5 +54,3 @@ def register(sub: Any) -> None:
                    help="address to bind (default 127.0.0.1: this machine only; the app has no login)")
     p.set_defaults(func=cmd_app)
 
-
-EXTRA_COMMANDS.append(register)

@@ -1,0 +1,324 @@
+"""Quality at a budget: the metric a configuration reaches after a given training cost.
+
+Learned from the knowledge base's learning curves. Each evaluation point of a run becomes one
+training row: (task features, configuration, log training cost so far) -> best dev score so far
+minus the task's *baseline* (a constant predictor's score on the same dev set). Training cost
+is in GFLOP-equivalents: training seconds x the matmul GFLOP/s measured with the run, so that
+dividing by *this* machine's GFLOP/s gives seconds here. The trees are constrained to be
+non-decreasing in cost, and predictions take a running maximum over the cost grid, so more
+budget never predicts less. One prediction gives both the rank and the number shown.
+
+80 % intervals are conformalised (CQR): the 10 %/90 % quantile models are widened by the
+80 % quantile of held-out nonconformity scores from a grouped K-fold over task groups.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from recommender.metamodel.estimators import QuantileGradientBoosting
+from recommender.metamodel.features import config_vector, task_vector
+from recommender.tasks.metrics import metric_range
+from recommender.types import MetaFeatures, RunResult
+
+#: the fraction of peak matmul FLOP/s a training step reaches (measured: 0.30 for full FT on CPU);
+#: only used to turn counted FLOPs into GFLOP-equivalents when a run has no calibration
+UTILISATION = 0.3
+COST_FEATURE = "log_cost_gflop"
+#: protocol-2 rows carry per-point FLOPs, the baseline score and a standard error
+CURRENT_PROTOCOL = 2
+
+
+def row_protocol(row: Any) -> int:
+    """The measurement protocol a knowledge-base row was recorded under (1 when unmarked)."""
+    value = getattr(row, "protocol", None)
+    if value is None:
+        value = (getattr(row.result, "extra", None) or {}).get("protocol", 1)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 1
+
+
+#: until protocol-2 runs cover this many tasks, older runs fill the (task, size) sets they miss
+#: (20 of the 29 bundled tasks: below that, whole task types -- extractive QA -- and languages
+#: would have no runs to learn from)
+MIN_TASKS_FOR_PROTOCOL = 20
+
+
+def select_protocol(rows: Sequence[Any], min_protocol: int = CURRENT_PROTOCOL,
+                    min_tasks: int = MIN_TASKS_FOR_PROTOCOL) -> tuple[list[Any], str | None]:
+    """Rows recorded under ``min_protocol`` or later. While those cover fewer than ``min_tasks``
+    tasks, rows of older protocols are kept for the (task, size) sets the newer ones have not
+    measured yet (never beside them), and the second item says so (None: no fallback)."""
+    chosen = [r for r in rows if row_protocol(r) >= min_protocol]
+    covered_tasks = {r.task for r in chosen}
+    if min_protocol <= 1 or len(covered_tasks) >= min_tasks:
+        return chosen, None
+    covered_sets = {(r.task, r.size) for r in chosen}
+    older = [r for r in rows if row_protocol(r) < min_protocol and (r.task, r.size) not in covered_sets]
+    if not older:
+        return chosen, None
+    found = sorted({row_protocol(r) for r in older})
+    return chosen + older, (
+        f"protocol-{min_protocol} runs cover {len(covered_tasks)} task(s) so far (fewer than {min_tasks}); "
+        f"the other (task, size) sets come from protocol {', '.join(map(str, found))} runs (short budgets, "
+        "no per-point FLOPs or measured baselines)")
+
+
+def _calibration(result: RunResult) -> float | None:
+    env = result.environment
+    value = (env.calibration or {}).get("matmul_gflops") if env is not None else None
+    return float(value) if value and value > 0 else None
+
+
+def point_cost(result: RunResult, point: Any) -> float:
+    """Training cost up to ``point`` in GFLOP-equivalents (seconds x GFLOP/s of the run's machine).
+
+    Fallbacks: counted FLOPs / :data:`UTILISATION`; else 6 x parameters x tokens (the usual
+    forward + backward estimate) / :data:`UTILISATION`."""
+    calib = _calibration(result)
+    if calib is not None and point.train_seconds is not None:
+        return max(float(point.train_seconds), 1e-3) * calib
+    flops = getattr(point, "flops", None)
+    if flops:
+        return float(flops) / 1e9 / UTILISATION
+    params = result.total_params or 22_713_216
+    return max(6.0 * params * float(point.tokens or 0) / 1e9 / UTILISATION, 1e-3)
+
+
+def baseline_estimate(mf: MetaFeatures, metric: str, dev_labels: Sequence[Any] | None = None) -> float:
+    """A constant predictor's score: the majority share for accuracy, 0 for MCC, Pearson and F1.
+
+    With ``dev_labels`` the majority share is counted; otherwise it is estimated from the number
+    of labels and the imbalance ratio (the other classes assumed at the smallest one's size)."""
+    if metric != "accuracy":
+        return 0.0
+    if dev_labels:
+        counts: dict[Any, int] = defaultdict(int)
+        for label in dev_labels:
+            counts[label] += 1
+        return max(counts.values()) / len(dev_labels)
+    n = max(int(mf.n_labels), 1)
+    ratio = max(float(mf.imbalance_ratio), 1.0)
+    return ratio / (ratio + n - 1)
+
+
+def kb_baselines(kb_rows: Sequence[Any]) -> dict[tuple[str, int], float]:
+    """Baseline per (task fingerprint, size): the runs' measured ``baseline_metric`` when recorded,
+    else the lower of the estimate and the lowest score any run on the task reported."""
+    measured: dict[tuple[str, int], list[float]] = defaultdict(list)
+    lowest: dict[tuple[str, int], float] = {}
+    info: dict[tuple[str, int], tuple[MetaFeatures, str]] = {}
+    for row in kb_rows:
+        key = (row.metafeatures.fingerprint, row.size)
+        info[key] = (row.metafeatures, row.result.metric_name)
+        value = getattr(row.result, "baseline_metric", None)
+        if value is not None and math.isfinite(value):
+            measured[key].append(float(value))
+        for p in row.result.curve:
+            if p.metric is not None and math.isfinite(p.metric):
+                lowest[key] = min(lowest.get(key, math.inf), float(p.metric))
+    out = {}
+    for key, (mf, metric) in info.items():
+        if measured[key]:
+            out[key] = float(np.median(measured[key]))
+        else:
+            out[key] = min(baseline_estimate(mf, metric), lowest.get(key, math.inf))
+    return out
+
+
+def running_curve(result: RunResult) -> tuple[np.ndarray, np.ndarray]:
+    """(cost, best score so far) at each evaluation, in cost order."""
+    points = [(point_cost(result, p), float(p.metric)) for p in result.curve
+              if p.metric is not None and math.isfinite(p.metric)]
+    points.sort()
+    if not points:
+        return np.zeros(0), np.zeros(0)
+    cost = np.array([c for c, _ in points])
+    return cost, np.maximum.accumulate(np.array([m for _, m in points]))
+
+
+def score_at(result: RunResult, cost: float, baseline: float) -> float:
+    """The best dev score a run had reached by ``cost`` (the baseline before its first evaluation)."""
+    costs, best = running_curve(result)
+    reached = np.flatnonzero(costs <= cost * (1 + 1e-9))
+    return float(best[reached[-1]]) if len(reached) else baseline
+
+
+def converged(result: RunResult) -> bool:
+    """A run that ended on its own (epochs done, early stopping): its score stays beyond its end."""
+    return result.status == "complete" and result.stop_reason != "time_budget"
+
+
+def curve_table(kb_rows: Sequence[Any], baselines: dict[tuple[str, int], float] | None = None
+                ) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray, np.ndarray]:
+    """Training rows, log costs, gains over baseline and task-group labels from the curves.
+
+    Per run: a point at half its first evaluation's cost with gain 0 (nothing evaluated yet), one
+    per evaluation (best so far), and for runs that ended on their own two more at 2x and 4x their
+    last cost with the final best (the plateau)."""
+    from recommender.metamodel.evaluate import task_group
+
+    baselines = baselines if baselines is not None else kb_baselines(kb_rows)
+    rows: list[dict[str, Any]] = []
+    costs: list[float] = []
+    gains: list[float] = []
+    groups: list[str] = []
+    for kb in kb_rows:
+        res = kb.result
+        if res.status in ("failed", "oom"):
+            continue
+        cost, best = running_curve(res)
+        if not len(cost):
+            continue
+        base = baselines[(kb.metafeatures.fingerprint, kb.size)]
+        pts = [(cost[0] / 2, 0.0)] + [(c, b - base) for c, b in zip(cost, best, strict=True)]
+        if converged(res):
+            pts += [(cost[-1] * 2, best[-1] - base), (cost[-1] * 4, best[-1] - base)]
+        info = {"metafeatures": kb.metafeatures, "method": res.method, "params": res.params,
+                "trainable_params": res.trainable_params}
+        group = task_group(kb)
+        for c, g in pts:
+            rows.append(info)
+            costs.append(math.log(max(c, 1e-3)))
+            gains.append(g)
+            groups.append(group)
+    return rows, np.array(costs), np.array(gains), np.array(groups)
+
+
+class QualityModel:
+    """Predicts the gain over the baseline a configuration reaches at a training cost.
+
+    >>> model = QualityModel().fit(kb_rows)                                  # doctest: +SKIP
+    >>> model.predict(rows, np.log([1e4, 1e5]))  # (n_rows, n_costs, 3): lo, median, hi  # doctest: +SKIP
+    """
+
+    def __init__(self, max_iter: int = 120, coverage: float = 0.8, n_folds: int = 4, random_state: int = 0,
+                 conformal: bool = True) -> None:
+        self.max_iter = max_iter
+        self.coverage = coverage
+        self.n_folds = n_folds
+        self.random_state = random_state
+        self.conformal = conformal
+
+    def _estimator(self, n_columns: int) -> QuantileGradientBoosting:
+        alpha = (1 - self.coverage) / 2
+        cst = [0] * n_columns
+        cst[-1] = 1  # non-decreasing in the training cost (the last column)
+        return QuantileGradientBoosting((alpha, 0.5, 1 - alpha), max_iter=self.max_iter, min_samples_leaf=10,
+                                        monotonic_cst=cst, random_state=self.random_state)
+
+    def fit(self, kb_rows: Sequence[Any]) -> QualityModel:
+        from recommender.errors import DataError
+
+        rows, log_cost, gain, groups = curve_table(kb_rows)
+        if len(rows) < 10:
+            raise DataError(f"the quality model needs learning curves; got {len(rows)} curve points")
+        self.methods_ = sorted({r["method"] for r in rows})
+        X = self._matrix(rows, log_cost)
+        self.estimator_ = self._estimator(X.shape[1]).fit(X, gain)
+        self.log_cost_range_ = (float(log_cost.min()), float(log_cost.max()))
+        self.width_ = self._conformal_width(X, gain, groups) if self.conformal else 0.0
+        return self
+
+    def _matrix(self, rows: Sequence[dict[str, Any]], log_cost: np.ndarray) -> np.ndarray:
+        vectors = [[*task_vector(r["metafeatures"]).values(),
+                    *config_vector(r["method"], r["params"], self.methods_, r.get("trainable_params")).values()]
+                   for r in rows]
+        return np.column_stack([np.array(vectors, dtype=float).reshape(len(rows), -1), log_cost])
+
+    def _conformal_width(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray) -> float:
+        """CQR: the ``coverage`` quantile of max(lo - y, y - hi) over held-out task groups."""
+        names = sorted(set(groups))
+        if len(names) < 3:
+            return 0.0
+        rng = np.random.default_rng(self.random_state)
+        fold_of = dict(zip(names, rng.permutation(len(names)) % min(self.n_folds, len(names)), strict=True))
+        folds = np.array([fold_of[g] for g in groups])
+        scores = np.empty(len(y))
+        for k in np.unique(folds):
+            test = folds == k
+            q = self._estimator(X.shape[1]).fit(X[~test], y[~test]).predict_quantiles(X[test])
+            scores[test] = np.maximum(q[:, 0] - y[test], y[test] - q[:, -1])
+        level = min(1.0, self.coverage * (1 + 1 / len(y)))
+        return float(max(0.0, np.quantile(scores, level)))
+
+    def predict(self, rows: Sequence[dict[str, Any]], log_costs: Sequence[float]) -> np.ndarray:
+        """(n_rows, n_costs, 3) gains (interval low, median, high) at each cost, non-decreasing
+        along the costs (given in increasing order)."""
+        costs = np.asarray(log_costs, dtype=float)
+        if not len(rows):
+            return np.zeros((0, len(costs), 3))
+        base = self._matrix(rows, np.zeros(len(rows)))
+        X = np.repeat(base, len(costs), axis=0)
+        X[:, -1] = np.tile(costs, len(rows))
+        q = self.estimator_.predict_quantiles(X).reshape(len(rows), len(costs), -1)
+        # below the cheapest point measured (half a first evaluation) no run had been scored yet:
+        # nothing is gained over the baseline, whatever the trees' lowest leaf says
+        early = costs < self.log_cost_range_[0]
+        q[:, early, :] = np.minimum(q[:, early, :], 0.0)
+        q = np.maximum.accumulate(q, axis=1)  # more budget never predicts less
+        q[..., 0] -= self.width_
+        q[..., -1] += self.width_
+        return q
+
+    def feature_importance(self, kb_rows: Sequence[Any], n_rows: int = 400, seed: int = 0) -> dict[str, float]:
+        """Permutation importance of each task and configuration feature for the median quality."""
+        from sklearn.inspection import permutation_importance
+
+        rows, log_cost, gain, _ = curve_table(kb_rows)
+        rng = np.random.default_rng(seed)
+        idx = rng.choice(len(rows), size=min(n_rows, len(rows)), replace=False)
+        X = self._matrix([rows[i] for i in idx], log_cost[idx])
+        names = [*task_vector(rows[0]["metafeatures"]),
+                 *config_vector(rows[0]["method"], rows[0]["params"], self.methods_, None), COST_FEATURE]
+        result = permutation_importance(self.estimator_, X, gain[idx], n_repeats=1, random_state=seed)
+        return dict(sorted(zip(names, result.importances_mean, strict=True), key=lambda kv: -kv[1]))
+
+    def convergence_log_cost(self) -> float:
+        """A cost at which every curve in the knowledge base had reached its plateau."""
+        return self.log_cost_range_[1]
+
+
+def to_metric(gains: np.ndarray, baseline: float, metric: str | None) -> np.ndarray:
+    """Predicted gains over the baseline as metric values, inside the metric's range (an
+    accuracy interval never reaches past 1)."""
+    return np.clip(gains + baseline, *metric_range(metric))
+
+
+def apply_extrapolation(q: np.ndarray, factor: float) -> np.ndarray:
+    """Widen intervals around the median by ``factor`` (>= 1) for tasks unlike the knowledge base."""
+    out = q.copy()
+    out[..., 0] = q[..., 1] - (q[..., 1] - q[..., 0]) * factor
+    out[..., -1] = q[..., 1] + (q[..., -1] - q[..., 1]) * factor
+    return out
+
+
+def extrapolation(mf: MetaFeatures, kb_features: Sequence[MetaFeatures]) -> list[str]:
+    """Why ``mf`` lies outside what the knowledge base measured (empty when it does not)."""
+    if not kb_features:
+        return []
+    notes = []
+    ranges: dict[str, tuple[str, Callable[[MetaFeatures], float], str]] = {
+        "n_train": ("training examples", lambda m: float(m.n_train), "{:,.0f}"),
+        "tokens_mean": ("tokens per example on average", lambda m: float(m.tokens_mean), "{:,.0f}"),
+        "n_labels": ("labels", lambda m: float(m.n_labels), "{:,.0f}")}
+    for label, get, fmt in ranges.values():
+        values = [get(m) for m in kb_features]
+        lo, hi = min(values), max(values)
+        value = get(mf)
+        if value < lo * 0.8 or value > hi * 1.25:
+            notes.append(f"{fmt.format(value)} {label}, the knowledge base has {fmt.format(lo)}-{fmt.format(hi)}")
+    languages = sorted({m.language for m in kb_features})
+    if mf.language not in languages:
+        notes.append(f"language {mf.language!r}, the knowledge base has {', '.join(languages)}")
+    types = {m.task_type for m in kb_features}
+    if mf.task_type not in types:
+        notes.append(f"task type {mf.task_type}, never measured")
+    return notes

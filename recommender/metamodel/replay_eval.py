@@ -1,0 +1,406 @@
+"""Evaluation by replay: budgeted scenarios, leave-one-task-group-out, no new training.
+
+Every (task, size) set in a held-out task group is a user with a budget. A policy picks one
+measured configuration (or, for the race, several in turn); its outcome is the best dev score
+that configuration's *recorded* learning curve had reached within the budget (the baseline
+before its first evaluation; the baseline too when the pick misses a hard constraint). Regret
+= the oracle's outcome minus the policy's, in metric points (x 100). Scenarios:
+
+- ``time_25`` / ``time_50`` / ``time_100``: a training budget of 25 / 50 / 100 % of full
+  fine-tuning's time to convergence (within 1 % of its best) on that set, in the machine-neutral
+  cost of :func:`~recommender.metamodel.quality.point_cost`;
+- ``latency_b1``: deployed latency at batch 1 within 10 % of the base model's (at convergence);
+- ``params_1m``: at most 1 M trainable parameters (at convergence);
+- ``storage_20``: 20 tasks to serve from :data:`STORAGE_20_MB` of disk (at convergence).
+
+Policies: ``metamodel`` (the recommendation's top pick), ``race`` (a portfolio from the
+meta-model raced by successive halving inside the same budget, :class:`RacePlan`; in the
+scenarios without a time budget it gets 100 % of full fine-tuning's time to convergence),
+``best_fixed_rule`` (the one method with the lowest mean regret on the training groups in that
+scenario), ``always_full_ft`` (where full fine-tuning can be feasible), ``random`` (expected
+outcome of a uniformly random feasible configuration) and ``oracle``. Per scenario: mean regret
+over held-out groups with a paired-bootstrap 90 % interval, the share of the
+fixed-rule-to-oracle gap closed, and the coverage of the 80 % quality intervals.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from recommender.metamodel.quality import QualityModel, kb_baselines, running_curve, score_at, to_metric
+from recommender.methods.base import REFERENCE_METHOD
+
+SCENARIOS = ("time_25", "time_50", "time_100", "latency_b1", "params_1m", "storage_20")
+TIME_FRACTIONS = {"time_25": 0.25, "time_50": 0.5, "time_100": 1.0}
+POLICIES = ("metamodel", "race", "best_fixed_rule", "always_full_ft", "random", "oracle")
+LATENCY_SLACK = 1.10
+MAX_PARAMS = 1_000_000
+N_TASKS = 20
+STORAGE_20_MB = 500.0
+MODEL_MB = 22_713_216 * 4 / 1e6
+#: the top pick leaves the robust default only when predicted better by more than this (metric
+#: units); chosen by this evaluation (0, 0.01, 0.02, 0.03, 0.05, 0.08 compared; README)
+MARGIN = 0.05
+#: which latency quantile must meet the budget (0: 10 %, 1: median, 2: 90 %)
+LATENCY_QUANTILE = 1
+
+
+@dataclass(frozen=True)
+class RacePlan:
+    """Successive halving over ``portfolio`` configurations: each rung keeps the best
+    1/``eta``; the last survivor is retrained with ``final_fraction`` of the budget and the rest
+    is shared equally by the earlier rungs (every trial in a rung gets the same time)."""
+
+    portfolio: int = 3
+    eta: int = 3
+    final_fraction: float = 0.9
+
+    def rungs(self, budget: float) -> list[tuple[int, float]]:
+        """(configurations, budget each) per rung, the final one included."""
+        sizes = [self.portfolio]
+        while sizes[-1] > 1:
+            sizes.append(max(1, math.ceil(sizes[-1] / self.eta)))
+        if len(sizes) == 1:
+            return [(1, budget)]
+        share = budget * (1 - self.final_fraction) / (len(sizes) - 1)
+        return [(n, share / n) for n in sizes[:-1]] + [(1, budget * self.final_fraction)]
+
+
+# --- the sets -----------------------------------------------------------------------------
+@dataclass
+class TaskSet:
+    """One (task, size) with its measured runs, baseline and per-scenario budgets."""
+
+    group: str
+    key: tuple[str, int]
+    runs: list[Any]
+    baseline: float
+    budgets: dict[str, float | None] = field(default_factory=dict)
+
+    def feasible(self, scenario: str) -> np.ndarray:
+        return np.array([feasible_run(r.result, scenario) for r in self.runs])
+
+    def outcomes(self, scenario: str) -> np.ndarray:
+        """Each run's score within the scenario's budget (the baseline when infeasible)."""
+        budget = self.budgets.get(scenario)
+        out = []
+        for run, ok in zip(self.runs, self.feasible(scenario), strict=True):
+            if not ok:
+                out.append(self.baseline)
+            elif budget is None:
+                out.append(float(run.result.best_metric))
+            else:
+                out.append(score_at(run.result, budget, self.baseline))
+        return np.array(out)
+
+
+def storage_mb(result: Any, n_tasks: int = N_TASKS) -> float:
+    """Disk to serve ``n_tasks`` tasks with this method: a full model each, one shared model
+    (multi-task), or one base model plus an adapter per task (the method knows which)."""
+    from recommender.methods import get_method_class
+
+    return get_method_class(result.method).storage_mb(MODEL_MB, (result.artifact_bytes or 0) / 1e6, n_tasks)[0]
+
+
+def feasible_run(result: Any, scenario: str) -> bool:
+    """Whether a measured run meets the scenario's hard constraint."""
+    if scenario == "latency_b1":
+        deployed, base = result.latency_ms(1), result.base_latency_ms(1)
+        return bool(deployed and base and deployed <= LATENCY_SLACK * base)
+    if scenario == "params_1m":
+        return result.trainable_params is not None and result.trainable_params <= MAX_PARAMS
+    if scenario == "storage_20":
+        return storage_mb(result) <= STORAGE_20_MB
+    return True
+
+
+def _convergence_cost(result: Any) -> float | None:
+    """Cost at which a run first came within 1 % (relative) of its best score."""
+    costs, best = running_curve(result)
+    if not len(costs):
+        return None
+    close = np.flatnonzero(best >= best[-1] - 0.01 * abs(best[-1]))
+    return float(costs[close[0]])
+
+
+def task_sets(kb_rows: Sequence[Any], min_runs: int = 3) -> list[TaskSet]:
+    """The evaluation units: (task, size) sets with a full fine-tuning run (the budgets' yardstick)."""
+    from recommender.metamodel.evaluate import scored_runs, task_group
+
+    baselines = kb_baselines(kb_rows)
+    out = []
+    for key, runs in sorted(scored_runs(kb_rows).items()):
+        full = [r for r in runs if r.result.method == REFERENCE_METHOD]
+        if len(runs) < min_runs or not full:
+            continue
+        yardstick = _convergence_cost(full[0].result)
+        if yardstick is None:
+            continue
+        budgets: dict[str, float | None] = {s: None for s in SCENARIOS}
+        budgets.update({s: f * yardstick for s, f in TIME_FRACTIONS.items()})
+        out.append(TaskSet(task_group(runs[0]), key, list(runs), baselines[key], budgets))
+    return out
+
+
+# --- policies -----------------------------------------------------------------------------
+def _is_default(run: Any) -> bool:
+    return (run.config_key or "#0").endswith("#0")
+
+
+def method_ranking(sets: Sequence[TaskSet], scenario: str) -> list[str]:
+    """Methods by the mean regret of their default configuration over ``sets``, lowest first
+    (only methods measured on at least 80 % of them)."""
+    regrets: dict[str, list[float]] = defaultdict(list)
+    for s in sets:
+        outcomes = s.outcomes(scenario)
+        best = outcomes.max()
+        seen: set[str] = set()
+        for run, value in zip(s.runs, outcomes, strict=True):
+            if _is_default(run) and run.result.method not in seen:
+                seen.add(run.result.method)
+                regrets[run.result.method].append(best - value)
+    eligible = {m: float(np.mean(v)) for m, v in regrets.items() if len(v) >= 0.8 * len(sets)}
+    return sorted(eligible, key=lambda m: (eligible[m], m))
+
+
+def fixed_rule(sets: Sequence[TaskSet], scenario: str) -> str | None:
+    """The best fixed rule: the method with the lowest mean regret over ``sets``."""
+    ranking = method_ranking(sets, scenario)
+    return ranking[0] if ranking else None
+
+
+def _method_run(s: TaskSet, method: str | None) -> int | None:
+    idx = [i for i, r in enumerate(s.runs) if r.result.method == method]
+    defaults = [i for i in idx if _is_default(s.runs[i])]
+    return (defaults or idx)[0] if idx else None
+
+
+def predicted_feasible(s: TaskSet, scenario: str, latency_ratio: np.ndarray | None) -> np.ndarray:
+    """What the recommender knows before training: parameter counts and storage exactly,
+    latency from the meta-model's prediction (median ratio)."""
+    if scenario == "latency_b1":
+        if latency_ratio is None:
+            return np.ones(len(s.runs), dtype=bool)
+        return latency_ratio <= LATENCY_SLACK
+    return s.feasible(scenario)
+
+
+def choose(predicted: np.ndarray, allowed: np.ndarray, methods: Sequence[str], default: str | None,
+           margin: float = 0.0) -> int:
+    """The top pick: the highest predicted score among ``allowed``, except that the robust
+    ``default`` method is kept unless another configuration is predicted better by more than
+    ``margin`` (``margin=0``: plain argmax)."""
+    idx = np.flatnonzero(allowed) if allowed.any() else np.arange(len(predicted))
+    top = int(idx[np.argmax(predicted[idx])])
+    if margin <= 0 or default is None:
+        return top
+    fallback = [int(i) for i in idx if methods[int(i)] == default]
+    if not fallback:
+        return top
+    d = int(fallback[int(np.argmax(predicted[fallback]))])
+    return top if predicted[top] - predicted[d] > margin else d
+
+
+def race_outcome(s: TaskSet, scenario: str, order: Sequence[int], plan: RacePlan, budget: float,
+                 priority: np.ndarray, bonus: np.ndarray | None = None) -> float:
+    """Replay successive halving over the configurations ``order`` (best first): each trial
+    restarts from scratch with its rung's share; a rung ranks by :func:`rung_order`. The race
+    returns the best score of any trial that meets the scenario's constraints."""
+    feasible = s.feasible(scenario)
+    alive = list(order[: plan.portfolio])
+    bonus = np.zeros(len(s.runs)) if bonus is None else bonus
+    best = s.baseline
+    for n, each in plan.rungs(budget):
+        alive = alive[:n]
+        scores = {i: score_at(s.runs[i].result, each, s.baseline) for i in alive}
+        for i, value in scores.items():
+            if feasible[i]:
+                best = max(best, value)
+        alive = rung_order(alive, [scores[i] if feasible[i] else -math.inf for i in alive],
+                           [priority[i] for i in alive], [bonus[i] for i in alive])
+    return best
+
+
+def rung_order(items: Sequence[Any], scores: Sequence[float], priority: Sequence[float],
+               bonus: Sequence[float]) -> list[Any]:
+    """The order a race's rung passes on: by measured score, the robust default credited the
+    same margin the top pick gives it (a short rung's lead must be clear to displace it), ties
+    broken by the meta-model's priority."""
+    ranked = sorted(range(len(items)), key=lambda k: (-(scores[k] + bonus[k]), -priority[k]))
+    return [items[k] for k in ranked]
+
+
+def portfolio(predicted: np.ndarray, allowed: np.ndarray, methods: Sequence[str], default: str | None,
+              size: int) -> list[int]:
+    """Distinct methods, best predicted first, always including the robust default method."""
+    order = [int(i) for i in np.argsort(-predicted) if allowed[i]] or [int(i) for i in np.argsort(-predicted)]
+    chosen: list[int] = []
+    seen: set[str] = set()
+    if default is not None:
+        mine = [i for i in order if methods[i] == default]
+        if mine:
+            chosen.append(mine[0])
+            seen.add(default)
+    for i in order:
+        if len(chosen) >= size:
+            break
+        if methods[i] not in seen:
+            chosen.append(i)
+            seen.add(methods[i])
+    return sorted(chosen, key=lambda i: -predicted[i])
+
+
+# --- the evaluation -----------------------------------------------------------------------
+def _latency_model(train_rows: Sequence[Any]) -> Any:
+    from recommender.metamodel.estimators import MetaModel
+
+    try:
+        return MetaModel(max_iter=60).fit(train_rows)
+    except Exception:  # noqa: BLE001 - too few runs to learn latency: predict nothing
+        return None
+
+
+@dataclass
+class Prediction:
+    """What the recommender, fitted without a set's task group, predicted for it in a scenario."""
+
+    set: TaskSet
+    scenario: str
+    quality: np.ndarray  # (n_runs, 3) predicted score: interval low, median, high
+    allowed: np.ndarray  # predicted to meet the scenario's constraint
+    rule: str | None  # the best fixed rule on the training groups
+
+
+def replay_predictions(kb_rows: Sequence[Any], *, quality_kwargs: dict[str, Any] | None = None,
+                       latency: bool = True) -> list[Prediction]:
+    """Fit the models once per held-out task group and predict every held-out set in every scenario."""
+    from recommender.metamodel.evaluate import prediction_rows
+
+    sets = task_sets(kb_rows)
+    out: list[Prediction] = []
+    for group in sorted({s.group for s in sets}):
+        train_rows = [r for r in kb_rows if _group_of(r) != group]
+        train_sets = [s for s in sets if s.group != group]
+        if len({r.metafeatures.fingerprint for r in train_rows}) < 2 or not train_sets:
+            continue
+        quality = QualityModel(**(quality_kwargs or {})).fit(train_rows)
+        meta = _latency_model(train_rows) if latency else None
+        rules = {sc: fixed_rule(train_sets, sc) for sc in SCENARIOS}
+        for s in (s for s in sets if s.group == group):
+            rows = prediction_rows(s.runs)
+            ratio = None
+            if meta is not None and "latency_ratio_b1" in meta.models_:
+                ratio = meta.predict(rows)["latency_ratio_b1"][:, LATENCY_QUANTILE]
+            for sc in SCENARIOS:
+                budget = s.budgets[sc]
+                log_cost = math.log(budget) if budget is not None else quality.convergence_log_cost()
+                q = to_metric(quality.predict(rows, [log_cost])[:, 0, :], s.baseline, s.runs[0].result.metric_name)
+                out.append(Prediction(s, sc, q, predicted_feasible(s, sc, ratio), rules[sc]))
+    return out
+
+
+def evaluate_scenarios(kb_rows: Sequence[Any], *, plan: RacePlan | None = None, margin: float = MARGIN,
+                       n_boot: int = 2000, seed: int = 0, quality_kwargs: dict[str, Any] | None = None,
+                       latency: bool = True, predictions: Sequence[Prediction] | None = None) -> dict[str, Any]:
+    """Leave-one-task-group-out replay of every policy in every scenario (see the module doc).
+
+    Returns ``{"scenarios": [{"name", "policies": {policy: {"regret", "ci90"}}, "gap_closed",
+    "coverage80", ...}], ...}`` with regrets in metric points. ``predictions``: from
+    :func:`replay_predictions`, to score several plans or margins without refitting."""
+    plan = plan or RacePlan()
+    if predictions is None:
+        predictions = replay_predictions(kb_rows, quality_kwargs=quality_kwargs, latency=latency)
+    regrets: dict[str, dict[str, dict[str, list[float]]]] = {
+        sc: defaultdict(lambda: defaultdict(list)) for sc in SCENARIOS}
+    covered: dict[str, list[float]] = defaultdict(list)
+    rules: dict[str, list[str]] = defaultdict(list)
+    for p in predictions:
+        s, sc, q = p.set, p.scenario, p.quality
+        outcomes = s.outcomes(sc)
+        feasible = s.feasible(sc)
+        if not feasible.any():
+            continue
+        rules[sc].append(p.rule or "-")
+        methods = [r.result.method for r in s.runs]
+        oracle = float(outcomes[feasible].max())
+        pick = choose(q[:, 1], p.allowed, methods, p.rule, margin)
+        budget = s.budgets[sc]
+        race_budget = budget if budget is not None else s.budgets["time_100"]
+        bonus = margin * np.array([m == p.rule for m in methods], dtype=float)
+        order = portfolio(q[:, 1] + bonus, p.allowed, methods, p.rule, plan.portfolio)
+        race = race_outcome(s, sc, order, plan, float(race_budget or 0.0), q[:, 1] + bonus, bonus)
+        fixed = _method_run(s, p.rule)
+        full = _method_run(s, REFERENCE_METHOD)
+        row = regrets[sc][s.group]
+        row["oracle"].append(0.0)
+        row["metamodel"].append(100 * (oracle - outcomes[pick]))
+        row["race"].append(100 * (oracle - race))
+        row["random"].append(100 * (oracle - float(outcomes[feasible].mean())))
+        row["best_fixed_rule"].append(100 * (oracle - (outcomes[fixed] if fixed is not None else s.baseline)))
+        if full is not None and _full_ft_possible(sc):
+            row["always_full_ft"].append(100 * (oracle - outcomes[full]))
+        covered[sc].extend(interval_hits(outcomes, q)[feasible].astype(float).tolist())
+    rng = np.random.default_rng(seed)
+    scenarios = [_summarise(sc, regrets[sc], covered[sc], rules[sc], n_boot, rng) for sc in SCENARIOS]
+    return {"scenarios": scenarios, "n_sets": len({id(p.set) for p in predictions}),
+            "n_groups": len({p.set.group for p in predictions}),
+            "race_plan": {"portfolio": plan.portfolio, "eta": plan.eta, "final_fraction": plan.final_fraction},
+            "margin": margin}
+
+
+def interval_hits(outcomes: np.ndarray, quality: np.ndarray) -> np.ndarray:
+    """Whether each measured outcome lies inside its predicted interval (ends included)."""
+    return (outcomes >= quality[:, 0] - 1e-9) & (outcomes <= quality[:, -1] + 1e-9)
+
+
+def _group_of(row: Any) -> str:
+    from recommender.metamodel.evaluate import task_group
+
+    return task_group(row)
+
+
+def _full_ft_possible(scenario: str) -> bool:
+    """Full fine-tuning can never meet the parameter or the 20-task storage budget."""
+    return scenario not in ("params_1m", "storage_20")
+
+
+def _summarise(name: str, by_group: dict[str, dict[str, list[float]]], covered: list[float], rules: list[str],
+               n_boot: int, rng: np.random.Generator) -> dict[str, Any]:
+    groups = sorted(by_group)
+    per_group = {p: np.array([np.mean(by_group[g][p]) if by_group[g][p] else np.nan for g in groups])
+                 for p in POLICIES}
+    idx = rng.integers(0, len(groups), size=(n_boot, len(groups))) if groups else np.zeros((0, 0), dtype=int)
+    policies: dict[str, Any] = {}
+    for p, values in per_group.items():
+        if not len(values) or np.isnan(values).all():
+            policies[p] = None
+            continue
+        boot = np.nanmean(values[idx], axis=1)
+        policies[p] = {"regret": _r(np.nanmean(values)), "ci90": [_r(np.nanpercentile(boot, 5)),
+                                                                   _r(np.nanpercentile(boot, 95))]}
+    fixed = per_group["best_fixed_rule"]
+    for p in ("metamodel", "race"):
+        if policies.get(p) is None or not len(fixed):
+            continue
+        diff = per_group[p] - fixed
+        boot = np.nanmean(diff[idx], axis=1)
+        policies[p]["vs_best_fixed_rule"] = {
+            "diff": _r(np.nanmean(diff)), "ci90": [_r(np.percentile(boot, 5)), _r(np.percentile(boot, 95))]}
+    gap = policies["best_fixed_rule"]["regret"] if policies.get("best_fixed_rule") else None
+    gap_closed = {p: (None if not gap or policies.get(p) is None else _r(1 - policies[p]["regret"] / gap))
+                  for p in ("metamodel", "race")}
+    common = max(set(rules), key=rules.count) if rules else None
+    return {"name": name, "policies": policies, "gap_closed": gap_closed,
+            "coverage80": _r(float(np.mean(covered))) if covered else None,
+            "best_fixed_rule_method": common, "n_groups": len(groups),
+            "n_sets": int(sum(len(by_group[g]["oracle"]) for g in groups))}
+
+
+def _r(x: float) -> float:
+    return round(float(x), 4)

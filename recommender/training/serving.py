@@ -1,0 +1,141 @@
+"""After training: the merge check, the plain merged model, and inference latency (the
+trained model, merged where exact, and the untouched base model), in the serving precision.
+
+``adapters`` 1.3.0 merges some methods silently wrongly, so a method counts as merged only if
+the merged model's logits match the unmerged ones to ``MERGE_TOLERANCE``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from recommender.errors import NotMergeableError
+from recommender.models import load_model
+from recommender.training.latency import measure_latency, synthetic_batch
+from recommender.types import SERVING_BATCH, LatencyStats
+
+if TYPE_CHECKING:
+    from recommender.methods.base import TuningMethod
+
+MERGE_TOLERANCE = 1e-4
+#: base-model latency by (model, device:precision, batch, seq len, threads): measured once a process
+_BASE_LATENCY_CACHE: dict[tuple[str, str, int, int, int], LatencyStats] = {}
+
+
+@dataclass(frozen=True)
+class LatencyConfig:
+    """What inference latency to measure after training."""
+
+    enabled: bool = True
+    batch_sizes: tuple[int, ...] = (1, SERVING_BATCH)
+    seq_len: int | None = None  # None: the task's p95 token length
+    max_seconds: float = 1.5  # per measurement, after warm-up
+    base_model: bool = True  # also the untouched base model, for relative latency
+
+
+@dataclass
+class Serving:
+    """How the trained model is measured: where it runs, in which precision, on what inputs."""
+
+    model_path: Path
+    device: str
+    precision: str
+    task_type: str
+    num_labels: int
+    latency: LatencyConfig
+    seq_len: int  # latency inputs
+    probe_seq_len: int  # merge-check inputs
+    deadline: float | None = None  # time.perf_counter() value the measurements must end by
+    tokenizer: Any = None
+    save_dir: Path | None = None
+
+    def base_latency_cached(self) -> bool:
+        return any(k[0] == str(self.model_path) and k[1] == self._device_key for k in _BASE_LATENCY_CACHE)
+
+    @property
+    def _device_key(self) -> str:
+        return f"{self.device}:{self.precision}"
+
+    def measure(self, model: Any, method: TuningMethod) -> dict[str, Any]:
+        """Latency of ``model`` (and merged, where exact) and of the base model."""
+        kwargs = dict(seq_len=self.seq_len, vocab_size=model.config.vocab_size, device=self.device,
+                      max_seconds=self.latency.max_seconds, deadline=self.deadline, precision=self.precision)
+        stats = [measure_latency(model, batch_size=b, **kwargs) for b in self.latency.batch_sizes]
+        # nothing to merge for a method without adapters: None (tables print "-")
+        out: dict[str, Any] = {"latency": stats, "mergeable": False if method.uses_adapters else None}
+        if method.merge_supported and self.merge_checked(model, method, out):
+            stats += [measure_latency(model, batch_size=b, merged=True, **kwargs)
+                      for b in self.latency.batch_sizes]
+        if self.latency.base_model:
+            base: list[Any] = []  # loaded once, only when some batch size is not cached
+            out["base_latency"] = [self._base_latency(b, base) for b in self.latency.batch_sizes]
+        return out
+
+    def merge_checked(self, model: Any, method: TuningMethod, out: dict[str, Any]) -> bool:
+        """Merge, and call it merged only if outputs stay equal (max |d logit| < 1e-4)."""
+        import torch
+
+        probe = synthetic_batch(4, self.probe_seq_len, model.config.vocab_size, self.device, seed=1)
+        with torch.inference_mode():
+            before = _logits(model, probe)
+        try:
+            method.merge(model)
+        except (NotMergeableError, ValueError) as exc:
+            out["merge_error"] = str(exc)
+            return False
+        with torch.inference_mode():
+            diff = float((_logits(model, probe) - before).abs().max())
+        out["merge_max_abs_diff"] = diff
+        out["mergeable"] = diff < MERGE_TOLERANCE
+        if out["mergeable"] and self.save_dir is not None:
+            self._save_plain_merged(model, self.save_dir / "merged", probe, before)
+        return bool(out["mergeable"])
+
+    def _save_plain_merged(self, model: Any, path: Path, probe: dict[str, Any], expected: Any) -> None:
+        """Copy the merged weights into a plain transformers model (no adapters code needed to
+        load it) and check it still gives the same outputs before saving."""
+        import torch
+
+        plain = load_model(self.model_path, self.task_type, self.num_labels).to(self.device)
+        merged_state = model.state_dict()
+        plain_state = plain.state_dict()
+        missing = [k for k in plain_state if k not in merged_state]
+        if missing:
+            raise RuntimeError(f"merged model lacks weights {missing[:3]}")
+        plain.load_state_dict({k: merged_state[k] for k in plain_state})
+        plain.eval()
+        with torch.inference_mode():
+            outputs = plain(**probe)
+        got = outputs["logits" if "logits" in outputs else "start_logits"].float()
+        diff = float((got - expected).abs().max())
+        if diff >= MERGE_TOLERANCE:
+            raise RuntimeError(f"plain merged model drifts by {diff:.2e}; not saved")
+        plain.config.id2label = getattr(model.config, "id2label", plain.config.id2label)
+        plain.save_pretrained(path)
+        if self.tokenizer is not None:
+            self.tokenizer.save_pretrained(path)
+
+    def _base_latency(self, batch_size: int, loaded: list[Any]) -> LatencyStats:
+        import torch
+
+        key = (str(self.model_path), self._device_key, batch_size, self.seq_len, torch.get_num_threads())
+        if key in _BASE_LATENCY_CACHE:
+            return _BASE_LATENCY_CACHE[key]
+        if not loaded:
+            loaded.append(load_model(self.model_path, self.task_type, self.num_labels).to(self.device))
+        base = loaded[0]
+        stats = measure_latency(base, batch_size=batch_size, seq_len=self.seq_len,
+                                vocab_size=base.config.vocab_size, device=self.device,
+                                max_seconds=self.latency.max_seconds, deadline=self.deadline,
+                                precision=self.precision)
+        if stats.repeats >= 3:  # only a full measurement is worth reusing
+            _BASE_LATENCY_CACHE[key] = stats
+        return stats
+
+
+def _logits(model: Any, batch: dict[str, Any]) -> Any:
+    outputs = model(**batch)
+    key = "logits" if "logits" in outputs else "start_logits"
+    return outputs[key].float()

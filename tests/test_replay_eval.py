@@ -1,0 +1,136 @@
+"""The replay evaluation on a small synthetic knowledge base whose answer is known by hand.
+
+Five tasks (one group each), three methods with the same curves on every task: full_ft slow but
+best at convergence (0.90), lora fast with a lower plateau (0.80), head_only poor (0.55). Cost =
+train seconds x 10 GFLOP/s; full_ft converges at 80 s, so the time budgets are 200, 400 and 800.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recommender.knowledge_base import KnowledgeBaseRow
+from recommender.types import Environment, EvalPoint, LatencyStats, MetaFeatures, RunResult
+
+CURVES = {  # method: (seconds, metrics), trainable params, latency ratio at batch 1, artifact bytes
+    "full_ft": ([10, 20, 40, 80], [0.55, 0.60, 0.80, 0.90], 22_713_216, 1.0, 90_000_000),
+    "lora": ([5, 10, 20, 40], [0.70, 0.75, 0.78, 0.80], 73_728, 1.3, 300_000),
+    "head_only": ([5, 10, 20, 40], [0.50, 0.52, 0.55, 0.55], 770, 1.0, 4_000),
+}
+
+
+def _row(task: str, n_train: int, method: str) -> KnowledgeBaseRow:
+    seconds, metrics, trainable, ratio, artifact = CURVES[method]
+    curve = [EvalPoint(step=i + 1, epoch=float(i + 1), train_seconds=float(s), wall_seconds=float(s),
+                       examples=100 * (i + 1), tokens=4000 * (i + 1), metric=m)
+             for i, (s, m) in enumerate(zip(seconds, metrics, strict=True))]
+    env = Environment(device="cpu", cpu="x", gpu=None, threads=1, platform="p", python="3.11", packages={},
+                      calibration={"matmul_gflops": 10.0})
+    result = RunResult(task=task, method=method, params={"learning_rate": 1e-4}, status="complete",
+                       metric_name="accuracy", best_metric=max(metrics), curve=curve, stop_reason="epochs",
+                       time_to_best_s=float(seconds[-1]), train_seconds=float(seconds[-1]),
+                       trainable_params=trainable, artifact_bytes=artifact, environment=env,
+                       latency=[LatencyStats(batch_size=1, seq_len=64, p50_ms=10.0 * ratio, p95_ms=11.0 * ratio)],
+                       base_latency=[LatencyStats(batch_size=1, seq_len=64, p50_ms=10.0, p95_ms=11.0)])
+    mf = MetaFeatures(version=1, fingerprint=f"fp-{task}", task_type="classification", n_train=n_train, n_dev=100,
+                      n_labels=2, label_entropy=1.0, imbalance_ratio=1.0, is_pair=False, language="en",
+                      eval_language="en", cross_lingual=False, tokens_mean=40.0, tokens_p95=80.0, unk_rate=0.0,
+                      fertility=1.3, model_params=22_713_216)
+    return KnowledgeBaseRow(run_id=f"{task}#{method}", study=f"sweep:{task}", kind="sweep", task=task,
+                            size=n_train, metafeatures=mf, result=result, config_key=f"{method}#0")
+
+
+@pytest.fixture(scope="module")
+def synthetic_kb():
+    return [_row(f"synth_{i}", 300 + 100 * i, m) for i in range(5) for m in CURVES]
+
+
+@pytest.fixture(scope="module")
+def evaluation(synthetic_kb):
+    from recommender.metamodel.replay_eval import RacePlan, evaluate_scenarios
+
+    return evaluate_scenarios(synthetic_kb, plan=RacePlan(portfolio=2, eta=2, final_fraction=0.5), n_boot=200,
+                              quality_kwargs={"max_iter": 30, "n_folds": 3}, latency=False)
+
+
+def _scenario(evaluation, name):
+    return next(s for s in evaluation["scenarios"] if s["name"] == name)
+
+
+def test_replay_budgets_are_fractions_of_full_fine_tunings_time_to_convergence(synthetic_kb):
+    from recommender.metamodel.replay_eval import task_sets
+
+    sets = task_sets(synthetic_kb)
+    assert len(sets) == 5 and {s.group for s in sets} == {f"synth_{i}" for i in range(5)}
+    assert sets[0].budgets["time_25"] == pytest.approx(200) and sets[0].budgets["time_100"] == pytest.approx(800)
+    assert sets[0].baseline == pytest.approx(0.5)  # a balanced binary task: the majority share
+    out = dict(zip([r.result.method for r in sets[0].runs], sets[0].outcomes("time_25"), strict=True))
+    assert out == pytest.approx({"full_ft": 0.60, "lora": 0.78, "head_only": 0.55})
+
+
+def test_replay_evaluation_gives_the_known_regrets_per_scenario(evaluation):
+    assert [s["name"] for s in evaluation["scenarios"]] == [
+        "time_25", "time_50", "time_100", "latency_b1", "params_1m", "storage_20"]
+    t25 = _scenario(evaluation, "time_25")
+    assert t25["best_fixed_rule_method"] == "lora"
+    pol = t25["policies"]
+    assert pol["oracle"]["regret"] == 0 and pol["best_fixed_rule"]["regret"] == pytest.approx(0)
+    assert pol["always_full_ft"]["regret"] == pytest.approx(18.0)  # 0.78 - 0.60
+    assert pol["random"]["regret"] == pytest.approx((18 + 0 + 23) / 3, abs=1e-3)
+    # the race: lora (the rule) and one other for 50 each (lora 0.70 at 5 s), lora again for 100: 0.75
+    assert pol["race"]["regret"] == pytest.approx(3.0)
+    t100 = _scenario(evaluation, "time_100")
+    assert t100["best_fixed_rule_method"] == "full_ft" and t100["policies"]["always_full_ft"]["regret"] == 0
+    lat = _scenario(evaluation, "latency_b1")  # lora is 1.3x the base latency: the baseline when picked
+    assert lat["policies"]["always_full_ft"]["regret"] == 0
+    assert lat["policies"]["random"]["regret"] == pytest.approx((0 + 35) / 2)  # among the feasible two
+    params = _scenario(evaluation, "params_1m")
+    assert params["policies"]["always_full_ft"] is None  # never feasible: no such policy
+    assert params["best_fixed_rule_method"] == "lora" and params["policies"]["best_fixed_rule"]["regret"] == 0
+    assert _scenario(evaluation, "storage_20")["best_fixed_rule_method"] == "lora"
+
+
+def test_replay_evaluation_reports_intervals_gap_closed_and_coverage(evaluation):
+    for s in evaluation["scenarios"]:
+        for name, p in s["policies"].items():
+            if p is not None:
+                assert p["ci90"][0] <= p["regret"] + 1e-9 <= p["ci90"][1] + 2e-9, (s["name"], name)
+        assert 0.0 <= s["coverage80"] <= 1.0
+        assert set(s["gap_closed"]) == {"metamodel", "race"}
+    # identical tasks: every bootstrap resample has the same mean, the interval is a point
+    t25 = _scenario(evaluation, "time_25")["policies"]["always_full_ft"]
+    assert t25["ci90"] == pytest.approx([18.0, 18.0])
+
+
+def test_interval_hits_counts_outcomes_inside_their_interval():
+    from recommender.metamodel.replay_eval import interval_hits
+
+    q = np.array([[0.1, 0.2, 0.3], [0.5, 0.6, 0.7], [0.0, 0.1, 0.2], [0.4, 0.4, 0.4]])
+    hits = interval_hits(np.array([0.3, 0.45, 0.25, 0.4]), q)
+    assert hits.tolist() == [True, False, False, True]  # inclusive ends
+
+
+def test_race_plan_splits_the_budget_by_rung():
+    from recommender.metamodel.replay_eval import RacePlan
+
+    rungs = RacePlan(portfolio=4, eta=2, final_fraction=0.5).rungs(800)
+    assert [n for n, _ in rungs] == [4, 2, 1]
+    assert sum(n * each for n, each in rungs) == pytest.approx(800)
+    assert rungs[-1][1] == pytest.approx(400)
+    assert RacePlan(portfolio=1).rungs(100) == [(1, 100)]
+
+
+def test_a_rung_keeps_the_robust_default_unless_a_challenger_clearly_beats_it():
+    from recommender.metamodel.replay_eval import rung_order
+
+    items = ["default", "challenger", "third"]
+    priority = [3.0, 2.0, 1.0]
+    bonus = [0.05, 0.0, 0.0]
+    # a 2-point lead after a short rung does not displace the default (credited 5 points) ...
+    assert rung_order(items, [0.70, 0.72, 0.60], priority, bonus)[0] == "default"
+    # ... a 10-point lead does; an infeasible trial goes last whatever its credit
+    assert rung_order(items, [0.60, 0.70, 0.65], priority, bonus) == ["challenger", "default", "third"]
+    assert rung_order(items, [float("-inf"), 0.5, 0.5], priority, bonus) == ["challenger", "third", "default"]
+    # equal scores: the meta-model's priority decides
+    assert rung_order(items, [0.5, 0.5, 0.5], [1.0, 3.0, 2.0], [0.0] * 3) == ["challenger", "third", "default"]
