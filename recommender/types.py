@@ -314,6 +314,9 @@ class RunResult(Record):
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
     environment: Environment | None = None
+    #: wall seconds of each part of the run: setup (model, data, method), training (the loop and
+    #: its evaluations), final_scoring, measurements (saving, merge check, latency)
+    phase_seconds: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.status not in RUN_STATUSES:

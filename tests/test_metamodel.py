@@ -38,6 +38,18 @@ def test_max_samples_caps_the_rows_each_quantile_sees():
         QuantileGradientBoosting(max_samples=0).fit(X, y)
 
 
+def test_quantiles_fitted_on_threads_equal_the_sequential_fit():
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(300, 4))
+    y = X[:, 0] - X[:, 1] + rng.normal(scale=0.2, size=300)
+    one = QuantileGradientBoosting(max_iter=25, max_samples=200, n_jobs=1).fit(X, y)
+    two = QuantileGradientBoosting(max_iter=25, max_samples=200, n_jobs=2).fit(X, y)
+    assert one._workers(300, 3) == 1 and two._workers(300, 3) == 2
+    assert np.array_equal(one.predict_quantiles(X), two.predict_quantiles(X))
+
+
 @pytest.fixture(scope="module")
 def kb_rows():
     return load_knowledge_base()
@@ -415,3 +427,44 @@ def test_a_budget_too_short_to_beat_the_constant_predictor_is_said_plainly(predi
     assert "allow about" in warning
     roomy = recommend(rte, UserBudgets(time_budget_s=3600), model=predictor, top=3, explain=False)
     assert not any(w.startswith("nothing is predicted") for w in roomy.warnings)
+
+
+def test_the_interval_width_stored_beside_the_knowledge_base_is_used_only_for_its_own_files(
+        tmp_path, monkeypatch):
+    from recommender.knowledge_base import KB_FILE
+    from recommender.metamodel.predictor import (
+        WIDTH_FILE,
+        load_predictor,
+        predictor_key,
+        shipped_width,
+        write_shipped_width,
+    )
+
+    kb = tmp_path / "data" / "knowledge_base"
+    kb.mkdir(parents=True)
+    shipped = load_knowledge_base()
+    tasks = sorted({r.task for r in shipped})[:4]
+    (kb / KB_FILE).write_text("".join(json.dumps(r.to_dict()) + "\n" for r in shipped if r.task in tasks))
+    monkeypatch.setenv("RECOMMENDER_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("RECOMMENDER_HOME", str(tmp_path / "home"))
+    path, width = write_shipped_width()
+    assert path == kb / WIDTH_FILE and width > 0
+    key = predictor_key([str(kb / KB_FILE)])
+    assert shipped_width(key) == pytest.approx(width, abs=1e-6)
+    assert load_predictor().quality.width == pytest.approx(width, abs=1e-6)  # the fit skipped computing it
+    assert shipped_width("another-knowledge-base") is None
+    for hostile in ({"key": key, "width": math.nan}, {"key": key, "width": -1}, {"key": key, "width": True},
+                    {"key": key, "width": "0.1"}, [key, 0.1]):
+        (kb / WIDTH_FILE).write_text(json.dumps(hostile))
+        assert shipped_width(key) is None, hostile
+    (kb / WIDTH_FILE).write_text("{not json")
+    assert shipped_width(key) is None
+
+
+def test_the_shipped_interval_width_is_current():
+    """``recommender kb calibrate`` was run after the knowledge base last changed."""
+    from recommender.knowledge_base import default_path, protocol1_path
+    from recommender.metamodel.predictor import predictor_key, shipped_width
+
+    paths = [str(p) for p in (default_path(), protocol1_path()) if p.exists()]
+    assert shipped_width(predictor_key(paths)) is not None, "run `recommender kb calibrate` and commit it"

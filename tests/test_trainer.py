@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -34,7 +35,12 @@ def test_time_budget_is_respected_within_one_evaluation(sst2_small):
     # latency) of the budget -- or, where loading alone overran the budget on a loaded machine, of
     # the first evaluation, which a run always gets
     first_eval_at = result.curve[0].wall_seconds
-    assert wall <= max(budget, first_eval_at) + one_eval + 3.0, (wall, one_eval, first_eval_at)
+    env = result.environment
+    assert wall <= max(budget, first_eval_at) + one_eval + 3.0, (
+        wall, one_eval, first_eval_at, result.phase_seconds, env.cpu_load if env else None,
+        env.threads if env else None, os.cpu_count())
+    assert set(result.phase_seconds) == {"setup", "training", "final_scoring", "measurements", "release"}
+    assert sum(result.phase_seconds.values()) == pytest.approx(result.wall_seconds, abs=0.01)
 
 
 def test_early_stopping_stops_when_the_metric_stalls(sst2_small):
@@ -60,9 +66,14 @@ def test_target_score_stops_training(sst2_small):
 def test_tiny_budget_returns_budget_exhausted_not_a_crash(sst2_small):
     from recommender.training import LatencyConfig, train
 
+    from recommender.training import serving
+
+    serving._BASE_LATENCY_CACHE.clear()  # nothing measured before: the base model would be loaded
     result = train(sst2_small, "full_ft", budget=Budget(max_seconds=0.5), latency=LatencyConfig())
     assert result.status == "budget_exhausted"
     assert result.steps >= 1 and result.trainable_params == 22_713_216
+    # its own latency is measured; the base model (a reference) is not loaded once time is up
+    assert result.latency and result.base_latency == []
 
 
 def test_non_finite_loss_is_recorded_as_failed():

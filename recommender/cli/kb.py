@@ -56,6 +56,14 @@ def cmd_kb_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_kb_calibrate(args: argparse.Namespace) -> int:
+    from recommender.metamodel.predictor import write_shipped_width
+
+    path, width = write_shipped_width()
+    print(f"wrote {path}: 80 % interval conformal width {width:.4f}")
+    return 0
+
+
 def cmd_kb_status(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -181,6 +189,9 @@ def register(sub: Any) -> None:
                    "$RECOMMENDER_HOME; the shipped one is only written when named here)")
     p.add_argument("--replace", action="store_true", help="do not merge with the rows already in the file")
     p.set_defaults(func=cmd_kb_export)
+    p = kb_sub.add_parser("calibrate", help="store the quality model's interval width beside the knowledge "
+                          "base (after export: it saves a first recommendation most of its fit)")
+    p.set_defaults(func=cmd_kb_calibrate)
     p = kb_sub.add_parser("status", help="coverage table: tasks x sizes x protocol, methods, learned share")
     p.add_argument("--storage", help="a sweep's storage (default: the knowledge base file)")
     p.add_argument("--file", help="knowledge base file (default: the shipped runs.jsonl)")

@@ -9,6 +9,7 @@ load, so nothing is ever unpickled.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,12 +37,14 @@ class QuantileGradientBoosting(RegressorMixin, BaseEstimator):
     barely move a quantile but cost fit time linearly. ``None`` uses every row.
     ``monotonic_cst`` (one of -1, 0, 1 per feature) constrains every quantile's trees, as in
     ``HistGradientBoostingRegressor`` (quality never falls with more training budget).
+    ``n_jobs`` threads fit the quantiles side by side (None: one per core; the result does not
+    depend on it).
     """
 
     def __init__(self, quantiles: Sequence[float] = (0.1, 0.5, 0.9), max_iter: int = 150,
                  learning_rate: float = 0.08, max_leaf_nodes: int = 15, min_samples_leaf: int = 5,
                  max_samples: int | None = 20_000, monotonic_cst: Sequence[int] | None = None,
-                 random_state: int | None = 0) -> None:
+                 random_state: int | None = 0, n_jobs: int | None = None) -> None:
         self.quantiles = quantiles
         self.max_iter = max_iter
         self.learning_rate = learning_rate
@@ -50,6 +53,7 @@ class QuantileGradientBoosting(RegressorMixin, BaseEstimator):
         self.max_samples = max_samples
         self.monotonic_cst = monotonic_cst
         self.random_state = random_state
+        self.n_jobs = n_jobs
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -69,18 +73,32 @@ class QuantileGradientBoosting(RegressorMixin, BaseEstimator):
         leaf = max(1, min(self.min_samples_leaf, len(y) // 4))
         self.quantiles_ = np.array(quantiles)
         rng = check_random_state(self.random_state)
-        self.estimators_ = []
-        for q in quantiles:
-            idx = self._subsample(len(y), rng)
+        subsets = [self._subsample(len(y), rng) for _ in quantiles]  # drawn in order: seeded
+
+        def fit_one(q: float, idx: np.ndarray | None) -> HistGradientBoostingRegressor:
             Xq, yq = (X, y) if idx is None else (X[idx], y[idx])
+            # set in the thread that fits: OpenMP's thread count is per calling thread
             with threadpool_limits(1 if len(yq) < SINGLE_THREAD_ROWS else None):
-                self.estimators_.append(HistGradientBoostingRegressor(
+                return HistGradientBoostingRegressor(
                     loss="quantile", quantile=q, max_iter=self.max_iter, learning_rate=self.learning_rate,
                     max_leaf_nodes=self.max_leaf_nodes, min_samples_leaf=leaf,
                     monotonic_cst=None if self.monotonic_cst is None else list(self.monotonic_cst),
-                    random_state=self.random_state).fit(Xq, yq))
+                    random_state=self.random_state).fit(Xq, yq)
+
+        self.estimators_ = _map_threads(fit_one, quantiles, subsets,
+                                        workers=self._workers(len(y), len(quantiles)))
         self.n_iter_ = max(e.n_iter_ for e in self.estimators_)
         return self
+
+    def _workers(self, n_rows: int, n_fits: int) -> int:
+        """Threads for the per-quantile fits: each fit is single-threaded below
+        :data:`SINGLE_THREAD_ROWS` rows, so the quantiles run side by side on the cores instead
+        (the trees' Cython releases the GIL); above it each fit uses every core itself."""
+        if n_rows >= SINGLE_THREAD_ROWS:
+            return 1
+        cores = os.cpu_count() or 1
+        wanted = cores if self.n_jobs is None else (cores + 1 + self.n_jobs if self.n_jobs < 0 else self.n_jobs)
+        return max(1, min(n_fits, wanted))
 
     def _subsample(self, n_rows: int, rng: np.random.RandomState) -> np.ndarray | None:
         if self.max_samples is None or n_rows <= self.max_samples:
@@ -104,6 +122,16 @@ class QuantileGradientBoosting(RegressorMixin, BaseEstimator):
     def predict(self, X: Any) -> np.ndarray:
         q = self.predict_quantiles(X)
         return q[:, int(np.argmin(np.abs(self.quantiles_ - 0.5)))]
+
+
+def _map_threads(fn: Any, *iterables: Sequence[Any], workers: int = 1) -> list[Any]:
+    """``[fn(*args) for args in zip(*iterables)]``, on ``workers`` threads when more than one."""
+    if workers <= 1:
+        return [fn(*args) for args in zip(*iterables, strict=True)]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(fn, *iterables))
 
 
 class MetaModel:

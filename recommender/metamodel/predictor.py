@@ -43,8 +43,11 @@ class Predictor:
 
 
 def fit_predictor(kb_rows: Sequence[Any], user_rows: Sequence[Any] = (), *,
-                  min_protocol: int = CURRENT_PROTOCOL) -> Predictor:
-    """Fit every model on ``kb_rows`` at ``min_protocol`` or later (+ ``user_rows`` when enough)."""
+                  min_protocol: int = CURRENT_PROTOCOL, quality_width: float | None = None) -> Predictor:
+    """Fit every model on ``kb_rows`` at ``min_protocol`` or later (+ ``user_rows`` when enough).
+
+    ``quality_width``: the quality model's conformal width, computed before for exactly these
+    rows (:func:`shipped_width`); ignored once user rows are learned from."""
     from recommender.metamodel.replay_eval import SCENARIOS, method_ranking, task_sets
 
     rows, note = select_protocol(kb_rows, min_protocol)
@@ -60,7 +63,8 @@ def fit_predictor(kb_rows: Sequence[Any], user_rows: Sequence[Any] = (), *,
     features = list({r.metafeatures.fingerprint: r.metafeatures for r in rows}.values())
     # quality comes from the quality model; the meta-model predicts cost, memory and latency only
     meta = MetaModel(targets=META_TARGETS).fit(rows)
-    quality = QualityModel().fit(rows)
+    learns_user_rows = len(scored_user) >= MIN_USER_RUNS
+    quality = QualityModel(width=None if learns_user_rows else quality_width).fit(rows)
     ranked = quality.feature_importance(rows)  # computed once here: it takes a second
     task_features = set(task_vector(rows[0].metafeatures)) if rows else set()
     top = [name for name, value in ranked.items() if value > 0 and name in task_features][:5]
@@ -74,7 +78,8 @@ def _load(kb_paths: tuple[str, ...], key: str, user: tuple[Any, ...], min_protoc
 
     def build() -> Predictor:
         rows = [row for p in kb_paths for row in load_knowledge_base(Path(p))]
-        return fit_predictor(rows, list(user), min_protocol=min_protocol)
+        width = None if user else shipped_width(predictor_key(kb_paths, min_protocol))
+        return fit_predictor(rows, list(user), min_protocol=min_protocol, quality_width=width)
 
     return cached(key, build)
 
@@ -98,7 +103,6 @@ def load_predictor(storage: str | None = None, kb_path: Path | None = None, *,
     from, so a search writing its first trials does not force a refit). A storage file that
     does not exist yet is not created."""
     from recommender.knowledge_base import default_path, protocol1_path, rows_from_storage
-    from recommender.metamodel.cache import fingerprint
     from recommender.store import storage_file
 
     # the shipped knowledge base is the current protocol's file and the older one's
@@ -111,5 +115,57 @@ def load_predictor(storage: str | None = None, kb_path: Path | None = None, *,
     if len(user) < MIN_USER_RUNS:
         user = []
     user.sort(key=lambda r: r.run_id)
-    key = fingerprint(PREDICTOR_VERSION, *paths, min_protocol, *[r.run_id for r in user])
+    key = predictor_key(tuple(str(p) for p in paths), min_protocol, [r.run_id for r in user])
     return _load(tuple(str(p) for p in paths), key, _Rows(user), min_protocol)
+
+
+def predictor_key(kb_paths: Sequence[str], min_protocol: int = CURRENT_PROTOCOL,
+                  user_run_ids: Sequence[str] = ()) -> str:
+    """What a fitted :class:`Predictor` depends on: the knowledge-base files' contents, the
+    protocol and the user's runs learned from."""
+    from recommender.metamodel.cache import fingerprint
+
+    return fingerprint(PREDICTOR_VERSION, *map(Path, kb_paths), min_protocol, *user_run_ids)
+
+
+# --- the conformal width shipped with the knowledge base -----------------------------------
+#: the quality model's conformal width for the shipped knowledge base: computing it refits the
+#: quality model once per held-out fold, most of a first (cold) fit's time
+WIDTH_FILE = "quality_width.json"
+
+
+def shipped_width(key: str) -> float | None:
+    """The conformal width stored beside the knowledge base for ``key`` (None when there is
+    none, it belongs to other files, or it is not a plausible width)."""
+    import json
+    import math
+
+    from recommender.knowledge_base import default_path
+
+    try:
+        data = json.loads((default_path().parent / WIDTH_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("key") != key:
+        return None
+    width = data.get("width")
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not math.isfinite(width) \
+            or not 0 <= width < 10:
+        return None
+    return float(width)
+
+
+def write_shipped_width() -> tuple[Path, float]:
+    """Compute the quality model's conformal width on the shipped knowledge base and store it
+    beside it, keyed by the files' contents (``recommender kb calibrate``, after ``kb export``)."""
+    import json
+
+    from recommender.knowledge_base import default_path, load_knowledge_base, protocol1_path
+
+    paths = [p for p in (default_path(), protocol1_path()) if p.exists()]
+    rows, _ = select_protocol([row for p in paths for row in load_knowledge_base(p)], CURRENT_PROTOCOL)
+    width = QualityModel().fit(rows).width_
+    out = default_path().parent / WIDTH_FILE
+    key = predictor_key(tuple(str(p) for p in paths))
+    out.write_text(json.dumps({"key": key, "width": round(width, 6)}, indent=1) + "\n", encoding="utf-8")
+    return out, width

@@ -200,12 +200,13 @@ class QualityModel:
     """
 
     def __init__(self, max_iter: int = 120, coverage: float = 0.8, n_folds: int = 4, random_state: int = 0,
-                 conformal: bool = True) -> None:
+                 conformal: bool = True, width: float | None = None) -> None:
         self.max_iter = max_iter
         self.coverage = coverage
         self.n_folds = n_folds
         self.random_state = random_state
         self.conformal = conformal
+        self.width = width  # the conformal width computed before for the same rows (None: compute it)
 
     def _estimator(self, n_columns: int) -> QuantileGradientBoosting:
         alpha = (1 - self.coverage) / 2
@@ -224,7 +225,12 @@ class QualityModel:
         X = self._matrix(rows, log_cost)
         self.estimator_ = self._estimator(X.shape[1]).fit(X, gain)
         self.log_cost_range_ = (float(log_cost.min()), float(log_cost.max()))
-        self.width_ = self._conformal_width(X, gain, groups) if self.conformal else 0.0
+        if not self.conformal:
+            self.width_ = 0.0
+        elif self.width is not None:
+            self.width_ = float(self.width)
+        else:
+            self.width_ = self._conformal_width(X, gain, groups)
         return self
 
     def _matrix(self, rows: Sequence[dict[str, Any]], log_cost: np.ndarray) -> np.ndarray:

@@ -133,7 +133,7 @@ def create_search_study(task_ref: TaskRef, storage: str | None, study_name: str,
     if warm_start is not None or config.warm_start:
         from recommender.search.warm_start import MetaModelTopK
 
-        provider = warm_start or MetaModelTopK(k=max(3, min(len(methods), 5)))
+        provider = warm_start or MetaModelTopK(k=max(3, min(len(methods), 5)), storage=storage)
         for params in provider.configs(task, features, methods):
             study.enqueue_trial(params, user_attrs={"warm_start": True}, skip_if_exists=True)
     return study

@@ -30,11 +30,12 @@ class MetaModelTopK:
 
     def configs(self, task: Any, metafeatures: Any, methods: list[str]) -> list[dict[str, Any]]:
         from recommender.errors import DataError
-        from recommender.metamodel.recommend import load_metamodel, recommend
+        from recommender.metamodel.predictor import load_predictor
+        from recommender.metamodel.recommend import recommend
         from recommender.search.spaces import METHOD_PARAM, trial_params
 
-        try:
-            model = load_metamodel(self.storage)
+        try:  # the same fitted predictor (and signed cache) as `recommend`, with the search's storage
+            model = load_predictor(self.storage)
         except DataError:
             return MethodDefaults().configs(task, metafeatures, methods)
         rec = recommend(task, metafeatures=metafeatures, model=model, top=1000, explain=False)

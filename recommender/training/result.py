@@ -12,7 +12,8 @@ def assemble_result(*, task: Any, method: str, params: dict[str, Any], status: s
                     error: str | None, state: Any, final: dict[str, Any], measurements: dict[str, Any],
                     peak_mb: float, flops_per_token: float | None, steps_per_epoch: int,
                     wall_seconds: float, precision: str, monitor_n: int | None, seed: int,
-                    extra: dict[str, Any], environment: Environment | None) -> RunResult:
+                    extra: dict[str, Any], environment: Environment | None,
+                    phase_seconds: dict[str, float] | None = None) -> RunResult:
     """The run's record. Time to convergence is training time to the best monitored score and
     to the first score within 1 % of it; the best checkpoint's score is ``final``'s (the whole
     dev set) where the run got that far, else the best monitored one."""
@@ -47,4 +48,5 @@ def assemble_result(*, task: Any, method: str, params: dict[str, Any], status: s
         mergeable=measurements.get("mergeable"), merge_max_abs_diff=measurements.get("merge_max_abs_diff"),
         latency=measurements.get("latency", []), base_latency=measurements.get("base_latency", []),
         n_train=task.spec.n_train, n_dev=task.spec.n_dev, seed=seed, extra=extra, environment=environment,
+        phase_seconds={k: round(v, 3) for k, v in (phase_seconds or {}).items()},
     )

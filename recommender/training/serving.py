@@ -68,10 +68,17 @@ class Serving:
         if method.merge_supported and self.merge_checked(model, method, out):
             stats += [measure_latency(model, batch_size=b, merged=True, **kwargs)
                       for b in self.latency.batch_sizes]
-        if self.latency.base_model:
-            base: list[Any] = []  # loaded once, only when some batch size is not cached
+        if self.latency.base_model and (self.base_latency_cached() or not self._past_deadline()):
+            # the base model is loaded (once) only when some batch size is not cached, and not
+            # at all once the run's time is up: it is a reference, not the run's own measurement
+            base: list[Any] = []
             out["base_latency"] = [self._base_latency(b, base) for b in self.latency.batch_sizes]
         return out
+
+    def _past_deadline(self) -> bool:
+        import time
+
+        return self.deadline is not None and time.perf_counter() >= self.deadline
 
     def merge_checked(self, model: Any, method: TuningMethod, out: dict[str, Any]) -> bool:
         """Merge, and call it merged only if outputs stay equal (max |d logit| < 1e-4)."""

@@ -126,6 +126,17 @@ class _Run:
         self.final: dict[str, Any] = {}
         self.result_extra: dict[str, Any] = {}
         self.serving: Serving | None = None
+        self.phases: dict[str, float] = {}  # phase -> clock reading when it ended
+
+    def _mark(self, phase: str) -> None:
+        self.phases[phase] = self.clock.elapsed()
+
+    def phase_seconds(self) -> dict[str, float]:
+        """Seconds spent in each phase that ran, in order."""
+        out, previous = {}, 0.0
+        for phase, ended in self.phases.items():
+            out[phase], previous = ended - previous, ended
+        return out
 
     def execute(self) -> RunResult:
         import torch
@@ -162,7 +173,10 @@ class _Run:
         })
         self.result_extra.update(extra)
         curve = LearningCurve(rm, self.state, s.budget, self.clock, reserve, self.on_evaluate)
-        return TrainingLoop(s, rm, self.state, curve, self.on_step).run()
+        self._mark("setup")
+        reason = TrainingLoop(s, rm, self.state, curve, self.on_step).run()
+        self._mark("training")
+        return reason
 
     def _measure_after_training(self) -> dict[str, Any]:
         s, rm, st = self.settings, self.run_model, self.state
@@ -171,8 +185,11 @@ class _Run:
         rm.model.eval()
         if st.best_state is not None:
             self.final = score_final(s, rm, st.best_metrics)
+        self._mark("final_scoring")
         assert self.serving is not None  # planned before training
-        return save_and_measure(s, rm, self.serving, st.best_metrics)
+        measured = save_and_measure(s, rm, self.serving, st.best_metrics)
+        self._mark("measurements")
+        return measured
 
     def _release(self) -> None:
         import gc
@@ -187,6 +204,7 @@ class _Run:
                 torch.cuda.empty_cache()
         except Exception:  # pragma: no cover - best effort
             pass
+        self._mark("release")
 
     def _method_extra(self) -> dict[str, Any]:
         if not self.state.best_metrics:
@@ -207,4 +225,4 @@ class _Run:
             error=error, state=self.state, final=self.final, measurements=measurements, peak_mb=peak_mb,
             flops_per_token=rm.flops_per_token, steps_per_epoch=self.state.steps_per_epoch,
             wall_seconds=self.clock.elapsed(), precision=s.precision, monitor_n=rm.monitor_n, seed=s.seed,
-            extra=extra, environment=environment)
+            extra=extra, environment=environment, phase_seconds=self.phase_seconds())
