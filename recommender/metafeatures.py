@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 import unicodedata
 from collections import Counter
 from pathlib import Path
@@ -86,20 +87,14 @@ def detect_language(texts: list[str]) -> str:
     return best if scores[best] > 0 else "und"
 
 
-def _is_cjk(ch: str) -> bool:
-    code = ord(ch)
-    return (0x4E00 <= code <= 0x9FFF or 0x3040 <= code <= 0x30FF or 0x3400 <= code <= 0x4DBF
-            or 0xF900 <= code <= 0xFAFF)
+_CJK = "\u4e00-\u9fff\u3040-\u30ff\u3400-\u4dbf\uf900-\ufaff"
+#: a word: one Chinese/Japanese character, or a run of other non-space characters
+_WORD = re.compile(f"[{_CJK}]|[^\\s{_CJK}]+")
 
 
 def count_words(text: str) -> int:
     """Whitespace words; each Chinese/Japanese character counts as a word (no spaces there)."""
-    total = 0
-    for token in text.split():
-        cjk = sum(1 for ch in token if _is_cjk(ch))
-        rest = "".join(" " if _is_cjk(ch) else ch for ch in token).split()
-        total += cjk + len(rest)
-    return total
+    return len(_WORD.findall(text))
 
 
 def _label_stats(task: Task) -> tuple[int, float, float]:

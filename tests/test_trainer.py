@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 
@@ -84,9 +83,7 @@ def test_target_score_stops_training(sst2_small):
 
 
 def test_tiny_budget_returns_budget_exhausted_not_a_crash(sst2_small):
-    from recommender.training import LatencyConfig, train
-
-    from recommender.training import serving
+    from recommender.training import LatencyConfig, serving, train
 
     serving._BASE_LATENCY_CACHE.clear()  # nothing measured before: the base model would be loaded
     result = train(sst2_small, "full_ft", budget=Budget(max_seconds=0.5), latency=LatencyConfig())

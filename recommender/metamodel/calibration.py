@@ -61,8 +61,10 @@ def hardware_profile(device: str, seq_len: int, batch_sizes: tuple[int, ...], mo
 
         base = load_model(path, "classification", 2).to(device)
         for b in missing:
+            # a reference for ratios, measured once per machine: one warm-up pass and the
+            # minimum repeats (a batch-32 pass alone takes ~0.5 s on two cores)
             latency[str(b)] = measure_latency(base, batch_size=b, seq_len=seq_len, vocab_size=base.config.vocab_size,
-                                              device=device, max_seconds=1.0).p50_ms
+                                              device=device, max_seconds=0.5, warmup=1).p50_ms
     cache[key] = entry
     if json.dumps(cache, sort_keys=True) != before:
         tmp = cache_file.with_suffix(".tmp")
