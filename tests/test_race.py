@@ -8,7 +8,7 @@ import pytest
 
 from recommender.metamodel.replay_eval import RacePlan
 from recommender.search.config import SearchConfig, TaskRef
-from recommender.search.race import DEFAULT_KEY, RUNG_ATTR, RacePruner
+from recommender.search.race import RUNG_ATTR, TOP_PICK_ATTR, RacePruner
 
 TINY = TaskRef("glue_sst2", max_train=64, max_dev=32, seed=0)
 
@@ -55,8 +55,8 @@ def test_race_on_a_tiny_real_task_stays_within_its_budget(tmp_path):
                           evals_per_epoch=2.0, isolation="none")
     # the meta-model fitted and this machine calibrated before the clock starts (both cached)
     portfolio = race_portfolio(TINY.load(), list(methods), config, 2)
-    assert len(portfolio) == 2 and len({p["method"] for p in portfolio}) == 2
-    assert sum(bool(p.get(DEFAULT_KEY)) for p in portfolio) <= 1  # the robust default, marked
+    assert len(portfolio) == 2 and len({p.params["method"] for p in portfolio}) == 2
+    assert [p.top_pick for p in portfolio] == [True, False]  # best predicted first, marked
     start = time.time()
     events = []
     result = run_race(TINY, storage, "race", config, plan=RacePlan(portfolio=2, eta=2, final_fraction=0.5),
@@ -70,9 +70,8 @@ def test_race_on_a_tiny_real_task_stays_within_its_budget(tmp_path):
     first = [t for t in trials if t.user_attrs.get(RUNG_ATTR) == 0]
     final = next(t for t in trials if t.user_attrs.get(RUNG_ATTR) == 1)
     assert final.params["method"] in {t.params["method"] for t in first}
-    marked = {t.params["method"] for t in first if t.user_attrs.get(DEFAULT_KEY)}
-    assert marked == {p["method"] for p in portfolio if p.get(DEFAULT_KEY)}  # recorded on its trials
-    assert DEFAULT_KEY not in final.params
+    marked = {t.params["method"] for t in first if t.user_attrs.get(TOP_PICK_ATTR)}
+    assert marked == {portfolio[0].params["method"]}  # recorded on its trials
     assert final.user_attrs["trial_time_budget_s"] > max(t.user_attrs["trial_time_budget_s"] for t in first)
     assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in trials)
     assert result.best and result.best[0].metric is not None  # the study reports as any search does

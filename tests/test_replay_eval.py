@@ -121,16 +121,17 @@ def test_race_plan_splits_the_budget_by_rung():
     assert RacePlan(portfolio=1).rungs(100) == [(1, 100)]
 
 
-def test_a_rung_keeps_the_robust_default_unless_a_challenger_clearly_beats_it():
-    from recommender.metamodel.replay_eval import rung_order
+def test_a_rung_keeps_the_top_pick_unless_a_challenger_clearly_beats_it():
+    from recommender.metamodel.replay_eval import race_credit, rung_order
 
-    items = ["default", "challenger", "third"]
+    items = ["top pick", "challenger", "third"]
     priority = [3.0, 2.0, 1.0]
-    bonus = [0.05, 0.0, 0.0]
-    # a 2-point lead after a short rung does not displace the default (credited 5 points) ...
-    assert rung_order(items, [0.70, 0.72, 0.60], priority, bonus)[0] == "default"
+    bonus = race_credit(3, 0, 0.05).tolist()
+    assert bonus == [0.05, 0.0, 0.0]
+    # a 2-point lead after a short rung does not displace the top pick (credited 5 points) ...
+    assert rung_order(items, [0.70, 0.72, 0.60], priority, bonus)[0] == "top pick"
     # ... a 10-point lead does; an infeasible trial goes last whatever its credit
-    assert rung_order(items, [0.60, 0.70, 0.65], priority, bonus) == ["challenger", "default", "third"]
-    assert rung_order(items, [float("-inf"), 0.5, 0.5], priority, bonus) == ["challenger", "third", "default"]
+    assert rung_order(items, [0.60, 0.70, 0.65], priority, bonus) == ["challenger", "top pick", "third"]
+    assert rung_order(items, [float("-inf"), 0.5, 0.5], priority, bonus) == ["challenger", "third", "top pick"]
     # equal scores: the meta-model's priority decides
-    assert rung_order(items, [0.5, 0.5, 0.5], [1.0, 3.0, 2.0], [0.0] * 3) == ["challenger", "third", "default"]
+    assert rung_order(items, [0.5, 0.5, 0.5], [1.0, 3.0, 2.0], [0.0] * 3) == ["challenger", "third", "top pick"]

@@ -227,11 +227,19 @@ def race_outcome(s: TaskSet, scenario: str, order: Sequence[int], plan: RacePlan
     return best
 
 
+def race_credit(n: int, pick: int, margin: float) -> np.ndarray:
+    """What each configuration is credited in a race's rungs: the meta-model's top pick gets
+    ``margin`` (a rival's lead after a short rung must be clear to displace what the knowledge
+    base predicts; early scores barely above the constant predictor are mostly noise)."""
+    bonus = np.zeros(n)
+    bonus[pick] = margin
+    return bonus
+
+
 def rung_order(items: Sequence[Any], scores: Sequence[float], priority: Sequence[float],
                bonus: Sequence[float]) -> list[Any]:
-    """The order a race's rung passes on: by measured score, the robust default credited the
-    same margin the top pick gives it (a short rung's lead must be clear to displace it), ties
-    broken by the meta-model's priority."""
+    """The order a race's rung passes on: by measured score plus credit (:func:`race_credit`),
+    ties broken by the meta-model's priority."""
     ranked = sorted(range(len(items)), key=lambda k: (-(scores[k] + bonus[k]), -priority[k]))
     return [items[k] for k in ranked]
 
@@ -332,7 +340,7 @@ def evaluate_scenarios(kb_rows: Sequence[Any], *, plan: RacePlan | None = None, 
         pick = choose(q[:, 1], p.allowed, methods, p.rule, margin)
         budget = s.budgets[sc]
         race_budget = budget if budget is not None else s.budgets["time_100"]
-        bonus = margin * np.array([m == p.rule for m in methods], dtype=float)
+        bonus = race_credit(len(methods), pick, margin)
         order = portfolio(q[:, 1] + bonus, p.allowed, methods, p.rule, plan.portfolio)
         race = race_outcome(s, sc, order, plan, float(race_budget or 0.0), q[:, 1] + bonus, bonus)
         fixed = _method_run(s, p.rule)

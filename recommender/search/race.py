@@ -3,7 +3,8 @@
 ``recommender search --strategy race``. The portfolio holds the robust default for the budgets
 (the best fixed rule on past tasks) and the meta-model's best other methods. They are raced by
 successive halving inside the search's time budget: every configuration of a rung trains for
-the same time, the best 1/eta go on, and the last survivor is trained again with the largest
+the same time, the best 1/eta go on (the meta-model's top pick credited a margin: a rival must
+lead it clearly after a short rung), and the last survivor is trained again with the largest
 share of the budget (:class:`~recommender.metamodel.replay_eval.RacePlan`, the split the replay
 evaluation scores). Each rung's trials are Optuna trials enqueued in the search's own study
 (``study.enqueue_trial``); :class:`RacePruner` stops a trial early once enough of its rung
@@ -15,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from recommender.errors import ConfigError
@@ -24,8 +26,17 @@ from recommender.search.executor import trial_processes
 from recommender.search.summary import SearchResult
 
 RUNG_ATTR = "race_rung"
-#: marks the robust default in a portfolio entry and, as a user attribute, in its trials
-DEFAULT_KEY = "robust_default"
+#: user attribute of the trials of the meta-model's top pick
+TOP_PICK_ATTR = "top_pick"
+
+
+@dataclass(frozen=True)
+class RaceEntry:
+    """One configuration of the portfolio: its Optuna params, and whether it is the
+    meta-model's top pick (credited :data:`MARGIN` in every rung, :func:`race_credit`)."""
+
+    params: dict[str, Any]
+    top_pick: bool = False
 
 
 class RacePruner:
@@ -65,10 +76,10 @@ def _as_pruner(pruner: RacePruner) -> Any:
 
 
 def race_portfolio(task: Any, methods: list[str], config: SearchConfig, size: int,
-                   storage: str | None = None) -> list[dict[str, Any]]:
-    """Optuna params of the portfolio, best predicted first: the robust default, then the
-    meta-model's best configuration of other methods (one per method). The robust default's
-    params carry ``DEFAULT_KEY`` (popped before enqueueing)."""
+                   storage: str | None = None) -> list[RaceEntry]:
+    """The portfolio, best predicted first: the robust default for the budgets and the
+    meta-model's best configurations of other methods (one per method); the first is the
+    recommendation's top pick."""
     from recommender.errors import DataError
     from recommender.metamodel.recommend import recommend
     from recommender.search.spaces import default_trial_params, trial_params
@@ -80,7 +91,7 @@ def race_portfolio(task: Any, methods: list[str], config: SearchConfig, size: in
     try:
         rec = recommend(task, budgets, top=1000, storage=storage, explain=False)
     except DataError:  # no knowledge base to learn from: each method's defaults
-        return [default_trial_params(m) for m in methods[:size]]
+        return [RaceEntry(default_trial_params(m)) for m in methods[:size]]
     allowed = [c for c in rec.candidates if c.method in methods]
     ordered = sorted(allowed, key=lambda c: (not c.feasible, not c.robust_default, c.rank))
     chosen: list[Any] = []
@@ -88,11 +99,9 @@ def race_portfolio(task: Any, methods: list[str], config: SearchConfig, size: in
         if len(chosen) < size and c.method not in {x.method for x in chosen}:
             chosen.append(c)
     chosen.sort(key=lambda c: c.rank)
-    out = []
-    for c in chosen:
-        params = {**default_trial_params(c.method), **trial_params(c.method, c.params)}
-        out.append({**params, DEFAULT_KEY: True} if c.robust_default else params)
-    return out or [default_trial_params(m) for m in methods[:size]]
+    out = [RaceEntry({**default_trial_params(c.method), **trial_params(c.method, c.params)}, top_pick=k == 0)
+           for k, c in enumerate(chosen)]
+    return out or [RaceEntry(default_trial_params(m)) for m in methods[:size]]
 
 
 def _trial_score(trial: Any) -> float:
@@ -156,7 +165,7 @@ def run_race(task_ref: TaskRef | str, storage: str | None, study_name: str, conf
 
 
 def _run_rungs(study: Any, task_ref: TaskRef, config: SearchConfig, methods: list[str], plan: RacePlan,
-               rungs: list[tuple[int, float]], alive: list[dict[str, Any]], deadline: float, start: float,
+               rungs: list[tuple[int, float]], alive: list[RaceEntry], deadline: float, start: float,
                progress: Any) -> None:
     """Each rung's trials, enqueued and optimized in turn; the best go on to the next rung."""
     from recommender.search.objective import END_MARGIN_S, Objective, TrialFailed
@@ -168,8 +177,7 @@ def _run_rungs(study: Any, task_ref: TaskRef, config: SearchConfig, methods: lis
         each = max(each, (deadline - time.time() - END_MARGIN_S) / n) if final else each
         rung_config = dataclasses.replace(config, trial_time_budget=max(5.0, each))
         for entry in alive:
-            params = {k: v for k, v in entry.items() if k != DEFAULT_KEY}
-            study.enqueue_trial(params, user_attrs={RUNG_ATTR: rung, DEFAULT_KEY: bool(entry.get(DEFAULT_KEY))},
+            study.enqueue_trial(entry.params, user_attrs={RUNG_ATTR: rung, TOP_PICK_ATTR: entry.top_pick},
                                 skip_if_exists=False)
         keep = 0 if final else max(1, math.ceil(n / plan.eta))
         study.pruner = _as_pruner(RacePruner(rung, keep))
@@ -179,8 +187,8 @@ def _run_rungs(study: Any, task_ref: TaskRef, config: SearchConfig, methods: lis
         if objective.stopped_for_budget or time.time() >= deadline - END_MARGIN_S:
             break
         trials = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(RUNG_ATTR) == rung]
-        default = [bool(t.user_attrs.get(DEFAULT_KEY)) for t in trials]
+        picks = [bool(t.user_attrs.get(TOP_PICK_ATTR)) for t in trials]
         ranked = rung_order(list(range(len(trials))), [_trial_score(t) for t in trials],
-                            [-k for k in range(len(trials))], [MARGIN if d else 0.0 for d in default])
-        alive = [{**trials[k].params, **({DEFAULT_KEY: True} if default[k] else {})}
+                            [-k for k in range(len(trials))], [MARGIN if p else 0.0 for p in picks])
+        alive = [RaceEntry(dict(trials[k].params), picks[k])
                  for k in ranked if _trial_score(trials[k]) > -math.inf] or alive
