@@ -440,12 +440,15 @@ def test_the_interval_width_stored_beside_the_knowledge_base_is_used_only_for_it
         write_shipped_width,
     )
 
+    shipped = load_knowledge_base()
     kb = tmp_path / "data" / "knowledge_base"
     kb.mkdir(parents=True)
-    shipped = load_knowledge_base()
+    monkeypatch.setenv("RECOMMENDER_DATA_DIR", str(tmp_path / "data"))
+    with pytest.raises(DataError, match="knowledge base not found"):
+        write_shipped_width()  # nothing to calibrate: said, nothing written
+    assert not (kb / WIDTH_FILE).exists()
     tasks = sorted({r.task for r in shipped})[:4]
     (kb / KB_FILE).write_text("".join(json.dumps(r.to_dict()) + "\n" for r in shipped if r.task in tasks))
-    monkeypatch.setenv("RECOMMENDER_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("RECOMMENDER_HOME", str(tmp_path / "home"))
     path, width = write_shipped_width()
     assert path == kb / WIDTH_FILE and width > 0

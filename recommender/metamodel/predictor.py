@@ -53,7 +53,8 @@ def fit_predictor(kb_rows: Sequence[Any], user_rows: Sequence[Any] = (), *,
     rows, note = select_protocol(kb_rows, min_protocol)
     notes = [note] if note else []
     scored_user = [r for r in user_rows if r.result.has_metric]
-    if len(scored_user) >= MIN_USER_RUNS:
+    learns_user_rows = len(scored_user) >= MIN_USER_RUNS
+    if learns_user_rows:
         known = {r.run_id for r in rows}
         rows = rows + [r for r in user_rows if r.run_id not in known]
     elif scored_user:
@@ -63,7 +64,6 @@ def fit_predictor(kb_rows: Sequence[Any], user_rows: Sequence[Any] = (), *,
     features = list({r.metafeatures.fingerprint: r.metafeatures for r in rows}.values())
     # quality comes from the quality model; the meta-model predicts cost, memory and latency only
     meta = MetaModel(targets=META_TARGETS).fit(rows)
-    learns_user_rows = len(scored_user) >= MIN_USER_RUNS
     quality = QualityModel(width=None if learns_user_rows else quality_width).fit(rows)
     ranked = quality.feature_importance(rows)  # computed once here: it takes a second
     task_features = set(task_vector(rows[0].metafeatures)) if rows else set()
@@ -78,8 +78,8 @@ def _load(kb_paths: tuple[str, ...], key: str, user: tuple[Any, ...], min_protoc
 
     def build() -> Predictor:
         rows = [row for p in kb_paths for row in load_knowledge_base(Path(p))]
-        width = None if user else shipped_width(predictor_key(kb_paths, min_protocol))
-        return fit_predictor(rows, list(user), min_protocol=min_protocol, quality_width=width)
+        return fit_predictor(rows, list(user), min_protocol=min_protocol,
+                             quality_width=shipped_width(predictor_key(kb_paths, min_protocol)))
 
     return cached(key, build)
 
@@ -160,9 +160,12 @@ def write_shipped_width() -> tuple[Path, float]:
     beside it, keyed by the files' contents (``recommender kb calibrate``, after ``kb export``)."""
     import json
 
+    from recommender.errors import DataError
     from recommender.knowledge_base import default_path, load_knowledge_base, protocol1_path
 
     paths = [p for p in (default_path(), protocol1_path()) if p.exists()]
+    if not paths:
+        raise DataError(f"knowledge base not found: {default_path()} (export one first: recommender kb export)")
     rows, _ = select_protocol([row for p in paths for row in load_knowledge_base(p)], CURRENT_PROTOCOL)
     width = QualityModel().fit(rows).width_
     out = default_path().parent / WIDTH_FILE
