@@ -33,6 +33,12 @@ One run measures::
               call, which may calibrate the machine and computes feature importance, is shown
               apart), beside the time to fit the model on the knowledge base (what
               ``load_metamodel`` pays once per process).
+  cli         (b2) what a user waits for: ``recommender recommend TASK`` as a new process, cold
+              (a fresh user folder: the machine calibration, the task's meta-features and the
+              shipped predictor, ``data/knowledge_base/predictor.pkl.gz``) and warm (all cached),
+              interleaved, ``cli.repeats`` each; targets 10 s cold, 2 s warm (issue 13). Also
+              records which heavy libraries a warm answer imports (none of scikit-learn, SciPy,
+              ``datasets``, torch is the aim).
   fit         (c) ``MetaModel.fit`` on synthetic runs (default 100,000): real knowledge-base rows
               resampled onto synthetic tasks (perturbed meta-features, new fingerprints) with
               perturbed learning rate, metric, time to convergence and memory. Times the whole
@@ -72,7 +78,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DEFAULT_PARAMS = HERE / "params" / "metamodel.json"
 DEFAULT_OUT = HERE / "results" / "metamodel.json"
-SECTIONS = ("scenarios", "evaluation", "warm_start", "latency", "fit")
+SECTIONS = ("scenarios", "evaluation", "warm_start", "latency", "cli", "fit")
 APPROACHES = ("metamodel", "always_full_ft", "always_lora", "best_on_average", "random")
 
 
@@ -485,6 +491,54 @@ def section_latency(params: dict[str, Any], out: dict[str, Any], tables: list[st
                   + f"\nmedian {median:.1f} ms (aim < {target:.0f} ms: {'PASS' if median < target else 'FAIL'})")
 
 
+# -- (b2) the CLI's answer time, cold and warm -----------------------------------------------------
+HEAVY_MODULES = ("sklearn", "scipy", "datasets", "torch", "transformers")
+
+
+def section_cli(params: dict[str, Any], out: dict[str, Any], tables: list[str]) -> None:
+    import os
+    import subprocess
+    import tempfile
+
+    cfg = params["cli"]
+    command = [sys.executable, "-m", "recommender.cli", "recommend", cfg["task"], *cfg.get("args", [])]
+    probe = ("import runpy, sys; sys.argv = {argv!r}\ntry:\n    runpy.run_module('recommender.cli', "
+             "run_name='__main__')\nexcept SystemExit:\n    pass\n"
+             "print('IMPORTED', *sorted({{m.split('.')[0] for m in sys.modules}} & set({heavy!r})), file=sys.stderr)")
+
+    def run(home: Path, argv: list[str]) -> tuple[float, str]:
+        env = {**os.environ, "RECOMMENDER_HOME": str(home), "PYTHONPATH": str(ROOT)}
+        t0 = time.perf_counter()
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=False)
+        seconds = time.perf_counter() - t0
+        if done.returncode != 0:
+            raise SystemExit(f"cli: {' '.join(argv[2:])} failed: {done.stderr.strip()[-500:]}")
+        return seconds, done.stderr
+
+    cold, warm = [], []
+    with tempfile.TemporaryDirectory(prefix="bench-cli-") as tmp:
+        for i in range(int(cfg["repeats"])):  # interleaved: a load change hits both alike
+            home = Path(tmp) / f"home{i}"
+            cold.append(run(home, command)[0])
+            warm.append(run(home, command)[0])
+        code = probe.format(argv=["recommender", *command[3:]], heavy=HEAVY_MODULES)
+        stderr = run(Path(tmp) / "home0", [sys.executable, "-c", code])[1]
+    imported = next((line.split()[1:] for line in stderr.splitlines() if line.startswith("IMPORTED")), [])
+    targets = {"cold_s": float(cfg["target_cold_s"]), "warm_s": float(cfg["target_warm_s"])}
+    med_cold, med_warm = statistics.median(cold), statistics.median(warm)
+    out["cli"] = {"command": "recommender recommend " + " ".join(command[4:]), "cold_s": cold, "warm_s": warm,
+                  "median_cold_s": med_cold, "median_warm_s": med_warm, "targets": targets,
+                  "meets": {"cold": med_cold < targets["cold_s"], "warm": med_warm < targets["warm_s"]},
+                  "warm_imports": imported, "load": load_avg()}
+    rows = [["cold (fresh user folder)", fmt(med_cold, ".2f"), f"{min(cold):.2f} / {max(cold):.2f}",
+             f"< {targets['cold_s']:.0f}", "PASS" if med_cold < targets["cold_s"] else "FAIL"],
+            ["warm (cached)", fmt(med_warm, ".2f"), f"{min(warm):.2f} / {max(warm):.2f}",
+             f"< {targets['warm_s']:.0f}", "PASS" if med_warm < targets["warm_s"] else "FAIL"]]
+    tables.append(f"(b2) `{out['cli']['command']}` as a new process, {len(cold)} interleaved cold/warm pairs "
+                  f"(load {out['cli']['load']}):\n" + table(["answer", "median s", "min / max", "target", ""], rows)
+                  + f"\nheavy libraries a warm answer imports: {', '.join(imported) or 'none'}")
+
+
 # -- (c) fit time on synthetic runs ----------------------------------------------------------------
 def synthetic_rows(real: list[Any], cfg: dict[str, Any], seed: int) -> list[Any]:
     """Real rows resampled onto synthetic tasks, with perturbed features, params and results."""
@@ -603,7 +657,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             log(f"section {name} (load {load_avg()})")
             {"scenarios": section_scenarios, "evaluation": section_evaluation, "warm_start": section_warm_start, "latency": section_latency,
-             "fit": section_fit}[name](params, out, tables)
+             "cli": section_cli, "fit": section_fit}[name](params, out, tables)
             timings[name] = time.perf_counter() - t0
     total = time.perf_counter() - started
     env = describe_environment("cpu", with_calibration=False).to_dict()

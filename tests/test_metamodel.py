@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
+import warnings
 
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -429,45 +433,111 @@ def test_a_budget_too_short_to_beat_the_constant_predictor_is_said_plainly(predi
     assert not any(w.startswith("nothing is predicted") for w in roomy.warnings)
 
 
-def test_the_interval_width_stored_beside_the_knowledge_base_is_used_only_for_its_own_files(
-        tmp_path, monkeypatch):
+def test_the_shipped_predictor_is_used_only_for_its_own_files_and_never_runs_code(tmp_path, monkeypatch):
+    import gzip
+    import pickle
+
+    import numpy as np
+
     from recommender.knowledge_base import KB_FILE
-    from recommender.metamodel.predictor import (
-        WIDTH_FILE,
-        load_predictor,
-        predictor_key,
-        shipped_width,
-        write_shipped_width,
-    )
+    from recommender.metamodel import predictor as predictor_module
+    from recommender.metamodel.shipped import PREDICTOR_FILE, load_shipped_predictor, write_shipped_predictor
 
     shipped = load_knowledge_base()
     kb = tmp_path / "data" / "knowledge_base"
     kb.mkdir(parents=True)
     monkeypatch.setenv("RECOMMENDER_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("RECOMMENDER_HOME", str(tmp_path / "home"))
     with pytest.raises(DataError, match="knowledge base not found"):
-        write_shipped_width()  # nothing to calibrate: said, nothing written
-    assert not (kb / WIDTH_FILE).exists()
+        write_shipped_predictor()  # nothing to fit: said, nothing written
+    assert not (kb / PREDICTOR_FILE).exists()
     tasks = sorted({r.task for r in shipped})[:4]
     (kb / KB_FILE).write_text("".join(json.dumps(r.to_dict()) + "\n" for r in shipped if r.task in tasks))
-    monkeypatch.setenv("RECOMMENDER_HOME", str(tmp_path / "home"))
-    path, width = write_shipped_width()
-    assert path == kb / WIDTH_FILE and width > 0
-    key = predictor_key([str(kb / KB_FILE)])
-    assert shipped_width(key) == pytest.approx(width, abs=1e-6)
-    assert load_predictor().quality.width == pytest.approx(width, abs=1e-6)  # the fit skipped computing it
-    assert shipped_width("another-knowledge-base") is None
-    for hostile in ({"key": key, "width": math.nan}, {"key": key, "width": -1}, {"key": key, "width": True},
-                    {"key": key, "width": "0.1"}, [key, 0.1]):
-        (kb / WIDTH_FILE).write_text(json.dumps(hostile))
-        assert shipped_width(key) is None, hostile
-    (kb / WIDTH_FILE).write_text("{not json")
-    assert shipped_width(key) is None
+    path, fitted = write_shipped_predictor()
+    assert path == kb / PREDICTOR_FILE and fitted.quality.width_ > 0
+    key = predictor_module.predictor_key([str(kb / KB_FILE)])
+    assert load_shipped_predictor("another-knowledge-base") is None  # stale or foreign: fitted instead
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("fitted although the shipped predictor matches")
+
+    monkeypatch.setattr(predictor_module, "fit_predictor", no_fit)
+    predictor_module._load.cache_clear()
+    loaded = predictor_module.load_predictor()
+    assert loaded.quality.width_ == fitted.quality.width_ and loaded.n_runs == fitted.n_runs
+    rows = [{"metafeatures": r.metafeatures, "method": r.result.method, "params": r.result.params,
+             "trainable_params": r.result.trainable_params} for r in shipped if r.task in tasks][:20]
+    assert np.array_equal(loaded.quality.predict(rows, [8.0, 12.0]), fitted.quality.predict(rows, [8.0, 12.0]))
+    predictor_module._load.cache_clear()
+
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    hostile = [pickle.dumps({"key": key, "version": predictor_module.PREDICTOR_VERSION, "predictor": Exploit()}),
+               pickle.dumps({"key": key, "predictor": "not a predictor"}), b"not a pickle"]
+    for payload in hostile:
+        (kb / PREDICTOR_FILE).write_bytes(gzip.compress(payload))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert load_shipped_predictor(key) is None
+    (kb / PREDICTOR_FILE).write_bytes(b"\x1f\x8b truncated")
+    with pytest.warns(UserWarning, match="not a usable shipped predictor"):
+        assert load_shipped_predictor(key) is None
+    (kb / PREDICTOR_FILE).unlink()
+    os.mkfifo(kb / PREDICTOR_FILE)  # a special file is not read (it would block)
+    assert load_shipped_predictor(key) is None
+    assert not marker.exists()
 
 
-def test_the_shipped_interval_width_is_current():
+def test_compact_trees_predict_exactly_as_scikit_learn():
+    """The predictor's trees as NumPy arrays give scikit-learn's predictions bit for bit."""
+    import numpy as np
+
+    from recommender.metamodel.estimators import QuantileGradientBoosting
+    from recommender.metamodel.trees import CompactQuantiles
+
+    rng = np.random.default_rng(0)
+    X = rng.random((400, 6))
+    X[::5, 1] = np.nan  # missing values go down their learned side
+    X[:, 4] = np.nan  # a feature never observed
+    y = 3 * X[:, 0] + X[:, 5] + rng.normal(0, 0.1, 400)
+    model = QuantileGradientBoosting(max_iter=60, monotonic_cst=[0, 0, 0, 0, 0, 1]).fit(X, y)
+    compact = CompactQuantiles.from_fitted(model)
+    X_new = rng.random((250, 6))
+    X_new[::3, 1] = np.nan
+    X_new[::7, 5] = np.nan
+    assert np.array_equal(compact.predict_quantiles(X_new), model.predict_quantiles(X_new))
+    assert np.array_equal(compact.predict(X_new), model.predict(X_new))
+    with pytest.raises(ValueError, match="expected"):
+        compact.predict_quantiles(X_new[:, :3])
+
+
+def test_the_shipped_predictor_is_current():
     """``recommender kb calibrate`` was run after the knowledge base last changed."""
     from recommender.knowledge_base import default_path, protocol1_path
-    from recommender.metamodel.predictor import predictor_key, shipped_width
+    from recommender.metamodel.predictor import predictor_key
+    from recommender.metamodel.shipped import load_shipped_predictor
 
     paths = [str(p) for p in (default_path(), protocol1_path()) if p.exists()]
-    assert shipped_width(predictor_key(paths)) is not None, "run `recommender kb calibrate` and commit it"
+    assert load_shipped_predictor(predictor_key(paths)) is not None, "run `recommender kb calibrate` and commit it"
+
+
+def test_a_warm_recommendation_imports_no_heavy_library(tmp_path):
+    """On a warm cache `recommend` predicts with NumPy alone: no scikit-learn, SciPy, datasets
+    or torch (each takes a second or more to import)."""
+    env = {**os.environ, "RECOMMENDER_HOME": str(tmp_path / "home")}
+    argv = ["recommender", "recommend", "glue_rte", "--time-budget", "600"]
+    warm_up = subprocess.run([sys.executable, "-m", "recommender.cli", *argv[1:]], env=env, capture_output=True,
+                             text=True, timeout=600, check=False)
+    assert warm_up.returncode == 0, warm_up.stderr
+    probe = ("import runpy, sys\nsys.argv = ARGV\ntry:\n    runpy.run_module('recommender.cli', run_name='__main__')\n"
+             "except SystemExit:\n    pass\nprint(sorted({m.split('.')[0] for m in sys.modules} & "
+             "{'sklearn', 'scipy', 'datasets', 'torch', 'transformers'}), file=sys.stderr)").replace("ARGV", repr(argv))
+    warm = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert warm.returncode == 0, warm.stderr
+    assert warm.stdout == warm_up.stdout  # the same answer
+    assert warm.stderr.strip().splitlines()[-1] == "[]", warm.stderr

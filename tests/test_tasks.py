@@ -290,3 +290,28 @@ def test_task_from_rows_builds_a_task_from_memory() -> None:
 
     split = task_from_rows(train * 3, name="upload")  # no dev rows: split off train
     assert len(split.train) + len(split.dev) == 24 and len(split.dev) > 0
+
+
+@pytest.mark.parametrize("name", ["glue_stsb", "wnut17", "squad", "glue_mrpc"])
+def test_a_task_is_identified_without_building_its_datasets(name: str) -> None:
+    """The fingerprint (which finds cached meta-features) is the same read from the rows as from
+    the built ``datasets.Dataset``: a warm recommendation never builds (or imports) it."""
+    fresh = load_task(name)
+    from_rows = fresh.fingerprint
+    assert all(isinstance(split, list) for split in fresh._splits.values())  # nothing built for it
+    built = load_task(name)
+    assert len(built.train) == built.spec.n_train and len(built.dev) == built.spec.n_dev  # builds both
+    assert built.fingerprint == from_rows
+    column = "label" if built.task_type in ("classification", "regression") else built.dev.column_names[0]
+    assert fresh.column("dev", column) == built.column("dev", column) == list(built.dev[column])
+    assert fresh.column("dev", "no such column") is None and built.column("dev", "no such column") is None
+
+
+def test_a_user_file_is_identified_the_same_from_rows_and_datasets(tmp_task_files) -> None:
+    # integer and decimal scores in one column: the rows must still hash as Arrow's floats do
+    rows = [(f"sentence {i}", str(i % 5) if i % 2 else f"{i % 5}.5") for i in range(30)]
+    path = tmp_task_files.delimited("scores.csv", ["sentence", "score"], rows)
+    fresh, built = load_task(path, label_col="score"), load_task(path, label_col="score")
+    assert fresh.task_type == "regression"
+    _ = built.train, built.dev
+    assert fresh.fingerprint == built.fingerprint

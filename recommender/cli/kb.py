@@ -57,10 +57,11 @@ def cmd_kb_export(args: argparse.Namespace) -> int:
 
 
 def cmd_kb_calibrate(args: argparse.Namespace) -> int:
-    from recommender.metamodel.predictor import write_shipped_width
+    from recommender.metamodel.shipped import write_shipped_predictor
 
-    path, width = write_shipped_width()
-    print(f"wrote {path}: 80 % interval conformal width {width:.4f}")
+    path, predictor = write_shipped_predictor()
+    print(f"wrote {path}: fitted on {predictor.n_runs} runs; 80 % interval conformal width "
+          f"{predictor.quality.width_:.4f}")
     return 0
 
 
@@ -189,8 +190,9 @@ def register(sub: Any) -> None:
                    "$RECOMMENDER_HOME; the shipped one is only written when named here)")
     p.add_argument("--replace", action="store_true", help="do not merge with the rows already in the file")
     p.set_defaults(func=cmd_kb_export)
-    p = kb_sub.add_parser("calibrate", help="store the quality model's interval width beside the knowledge "
-                          "base (after export: it saves a first recommendation most of its fit)")
+    p = kb_sub.add_parser("calibrate", help="fit the predictor on the shipped knowledge base and store it "
+                          "beside it (after every export: a first recommendation then loads it instead "
+                          "of fitting)")
     p.set_defaults(func=cmd_kb_calibrate)
     p = kb_sub.add_parser("status", help="coverage table: tasks x sizes x protocol, methods, learned share")
     p.add_argument("--storage", help="a sweep's storage (default: the knowledge base file)")

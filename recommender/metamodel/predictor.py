@@ -23,7 +23,7 @@ from recommender.metamodel.quality import CURRENT_PROTOCOL, QualityModel, select
 from recommender.types import MetaFeatures
 
 #: bump when the fitted objects change shape: old cache files are then never read
-PREDICTOR_VERSION = 3
+PREDICTOR_VERSION = 4
 META_TARGETS = ("log_cost", "log_memory", "latency_ratio_b1", "latency_ratio_bB")
 MIN_USER_RUNS = 5
 
@@ -43,11 +43,8 @@ class Predictor:
 
 
 def fit_predictor(kb_rows: Sequence[Any], user_rows: Sequence[Any] = (), *,
-                  min_protocol: int = CURRENT_PROTOCOL, quality_width: float | None = None) -> Predictor:
-    """Fit every model on ``kb_rows`` at ``min_protocol`` or later (+ ``user_rows`` when enough).
-
-    ``quality_width``: the quality model's conformal width, computed before for exactly these
-    rows (:func:`shipped_width`); ignored once user rows are learned from."""
+                  min_protocol: int = CURRENT_PROTOCOL) -> Predictor:
+    """Fit every model on ``kb_rows`` at ``min_protocol`` or later (+ ``user_rows`` when enough)."""
     from recommender.metamodel.replay_eval import SCENARIOS, method_ranking, task_sets
 
     rows, note = select_protocol(kb_rows, min_protocol)
@@ -64,22 +61,26 @@ def fit_predictor(kb_rows: Sequence[Any], user_rows: Sequence[Any] = (), *,
     features = list({r.metafeatures.fingerprint: r.metafeatures for r in rows}.values())
     # quality comes from the quality model; the meta-model predicts cost, memory and latency only
     meta = MetaModel(targets=META_TARGETS).fit(rows)
-    quality = QualityModel(width=None if learns_user_rows else quality_width).fit(rows)
+    quality = QualityModel().fit(rows)
     ranked = quality.feature_importance(rows)  # computed once here: it takes a second
     task_features = set(task_vector(rows[0].metafeatures)) if rows else set()
     top = [name for name, value in ranked.items() if value > 0 and name in task_features][:5]
-    return Predictor(meta, quality, features, rankings, notes, top)
+    # predicting needs neither scikit-learn nor its estimators: a warm start then imports neither
+    return Predictor(meta.compact(), quality.compact(), features, rankings, notes, top)
 
 
 @lru_cache(maxsize=4)
 def _load(kb_paths: tuple[str, ...], key: str, user: tuple[Any, ...], min_protocol: int) -> Predictor:
     from recommender.knowledge_base import load_knowledge_base
     from recommender.metamodel.cache import cached
+    from recommender.metamodel.shipped import load_shipped_predictor
 
     def build() -> Predictor:
+        shipped = None if user else load_shipped_predictor(key)  # the key then names the files alone
+        if shipped is not None:
+            return shipped  # type: ignore[no-any-return]
         rows = [row for p in kb_paths for row in load_knowledge_base(Path(p))]
-        return fit_predictor(rows, list(user), min_protocol=min_protocol,
-                             quality_width=shipped_width(predictor_key(kb_paths, min_protocol)))
+        return fit_predictor(rows, list(user), min_protocol=min_protocol)
 
     return cached(key, build)
 
@@ -126,49 +127,3 @@ def predictor_key(kb_paths: Sequence[str], min_protocol: int = CURRENT_PROTOCOL,
     from recommender.metamodel.cache import fingerprint
 
     return fingerprint(PREDICTOR_VERSION, *map(Path, kb_paths), min_protocol, *user_run_ids)
-
-
-# --- the conformal width shipped with the knowledge base -----------------------------------
-#: the quality model's conformal width for the shipped knowledge base: computing it refits the
-#: quality model once per held-out fold, most of a first (cold) fit's time
-WIDTH_FILE = "quality_width.json"
-
-
-def shipped_width(key: str) -> float | None:
-    """The conformal width stored beside the knowledge base for ``key`` (None when there is
-    none, it belongs to other files, or it is not a plausible width)."""
-    import json
-    import math
-
-    from recommender.knowledge_base import default_path
-
-    try:
-        data = json.loads((default_path().parent / WIDTH_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or data.get("key") != key:
-        return None
-    width = data.get("width")
-    if isinstance(width, bool) or not isinstance(width, (int, float)) or not math.isfinite(width) \
-            or not 0 <= width < 10:
-        return None
-    return float(width)
-
-
-def write_shipped_width() -> tuple[Path, float]:
-    """Compute the quality model's conformal width on the shipped knowledge base and store it
-    beside it, keyed by the files' contents (``recommender kb calibrate``, after ``kb export``)."""
-    import json
-
-    from recommender.errors import DataError
-    from recommender.knowledge_base import default_path, load_knowledge_base, protocol1_path
-
-    paths = [p for p in (default_path(), protocol1_path()) if p.exists()]
-    if not paths:
-        raise DataError(f"knowledge base not found: {default_path()} (export one first: recommender kb export)")
-    rows, _ = select_protocol([row for p in paths for row in load_knowledge_base(p)], CURRENT_PROTOCOL)
-    width = QualityModel().fit(rows).width_
-    out = default_path().parent / WIDTH_FILE
-    key = predictor_key(tuple(str(p) for p in paths))
-    out.write_text(json.dumps({"key": key, "width": round(width, 6)}, indent=1) + "\n", encoding="utf-8")
-    return out, width

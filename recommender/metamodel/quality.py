@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from recommender.metamodel.estimators import QuantileGradientBoosting
 from recommender.metamodel.features import config_vector, task_vector
 from recommender.tasks.metrics import metric_range
 from recommender.types import MetaFeatures, RunResult
@@ -208,7 +207,9 @@ class QualityModel:
         self.conformal = conformal
         self.width = width  # the conformal width computed before for the same rows (None: compute it)
 
-    def _estimator(self, n_columns: int) -> QuantileGradientBoosting:
+    def _estimator(self, n_columns: int) -> Any:
+        from recommender.metamodel.quantile_gbm import QuantileGradientBoosting
+
         alpha = (1 - self.coverage) / 2
         cst = [0] * n_columns
         cst[-1] = 1  # non-decreasing in the training cost (the last column)
@@ -286,6 +287,14 @@ class QualityModel:
                  *config_vector(rows[0]["method"], rows[0]["params"], self.methods_, None), COST_FEATURE]
         result = permutation_importance(self.estimator_, X, gain[idx], n_repeats=1, random_state=seed)
         return dict(sorted(zip(names, result.importances_mean, strict=True), key=lambda kv: -kv[1]))
+
+    def compact(self) -> QualityModel:
+        """Keep only what predicting needs, as NumPy arrays: the same predictions without
+        scikit-learn (:meth:`feature_importance` needs the fitted estimator: call it before)."""
+        from recommender.metamodel.trees import compact
+
+        self.estimator_ = compact(self.estimator_)
+        return self
 
     def convergence_log_cost(self) -> float:
         """A cost at which every curve in the knowledge base had reached its plateau."""

@@ -132,10 +132,7 @@ def _scenario(budgets: UserBudgets, full_ft_time_s: float | None) -> str:
 def _baseline(task: Any, mf: MetaFeatures, metric_name: str) -> float:
     from recommender.metamodel.quality import baseline_estimate
 
-    labels = None
-    dev = getattr(task, "dev", None)
-    if dev is not None and mf.task_type == "classification" and "label" in getattr(dev, "column_names", []):
-        labels = list(dev["label"])
+    labels = task.column("dev", "label") if hasattr(task, "column") and mf.task_type == "classification" else None
     return baseline_estimate(mf, metric_name, labels)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,15 +31,48 @@ if TYPE_CHECKING:
 DEV_STEMS = ("dev", "validation", "valid", "val", "eval")
 
 
-@dataclass
 class Task:
-    """A task with normalized splits. Build one with :func:`load_task`."""
+    """A task with normalized splits. Build one with :func:`load_task`.
 
-    spec: TaskSpec
-    train: datasets.Dataset
-    dev: datasets.Dataset
-    label_names: list[str] | None = None
-    notes: list[str] = field(default_factory=list)
+    ``train`` and ``dev`` are ``datasets.Dataset`` objects, built from the normalized rows on
+    first use: identifying a task (its :attr:`fingerprint`, e.g. to find its cached
+    meta-features) needs neither ``datasets`` (a second to import) nor Arrow tables."""
+
+    def __init__(self, spec: TaskSpec, train: datasets.Dataset | list[dict[str, Any]],
+                 dev: datasets.Dataset | list[dict[str, Any]], label_names: list[str] | None = None,
+                 notes: list[str] | None = None) -> None:
+        self.spec = spec
+        self._splits: dict[str, Any] = {"train": train, "dev": dev}
+        self.label_names = label_names
+        self.notes = list(notes or [])
+
+    def __repr__(self) -> str:
+        return (f"Task(name={self.name!r}, task_type={self.task_type!r}, n_train={self.spec.n_train}, "
+                f"n_dev={self.spec.n_dev})")
+
+    @property
+    def train(self) -> datasets.Dataset:
+        return self._dataset("train")
+
+    @property
+    def dev(self) -> datasets.Dataset:
+        return self._dataset("dev")
+
+    def column(self, split: str, name: str) -> list[Any] | None:
+        """One column of ``split`` ("train" or "dev") as a list, None when there is no such
+        column; reads the rows directly while the Dataset is not built yet."""
+        data = self._splits[split]
+        if isinstance(data, list):
+            return [row[name] for row in data] if data and name in data[0] else None
+        return list(data[name]) if name in data.column_names else None
+
+    def _dataset(self, split: str) -> datasets.Dataset:
+        data = self._splits[split]
+        if isinstance(data, list):
+            import datasets
+
+            data = self._splits[split] = datasets.Dataset.from_list(data)
+        return data
 
     @property
     def name(self) -> str:
@@ -90,8 +123,8 @@ class Task:
     def fingerprint(self) -> str:
         """Stable hash of the normalized data: the same data gives the same fingerprint."""
         digest = hashlib.sha256()
-        for split in (self.train, self.dev):
-            for row in split:
+        for split in (self._splits["train"], self._splits["dev"]):
+            for row in split:  # rows as built, or the Dataset's: the same JSON (tested)
                 digest.update(json.dumps(row, sort_keys=True, ensure_ascii=False).encode())
                 digest.update(b"\n")
             digest.update(b"\x00")
@@ -184,8 +217,6 @@ def _find_split_files(path: Path) -> tuple[Path, Path | None]:
 def _build(spec: TaskSpec, train_rows: list[dict[str, Any]], dev_rows: list[dict[str, Any]] | None,
            choose_metric: bool = False) -> Task:
     """Normalize, split and encode; with ``choose_metric``, pick the metric from the labels."""
-    import datasets
-
     train, dropped = normalize_rows(train_rows, spec, "train")
     if not train and dropped:
         raise DataError(f"{spec.name}: every text in column {spec.text_col!r} is empty ({dropped} train rows); "
@@ -204,5 +235,4 @@ def _build(spec: TaskSpec, train_rows: list[dict[str, Any]], dev_rows: list[dict
     spec = replace(spec, label_names=label_names, n_train=len(train), n_dev=len(dev))
     if choose_metric:
         spec = with_default_metric(spec, train)
-    return Task(spec, datasets.Dataset.from_list(train), datasets.Dataset.from_list(dev),
-                label_names, notes)
+    return Task(spec, train, dev, label_names, notes)
