@@ -22,6 +22,10 @@ RUN_STATUSES = ("complete", "budget_exhausted", "pruned", "failed", "oom")
 T = TypeVar("T", bound="Record")
 #: a run "learned" when it beats the constant predictor by at least this much (metric units)
 LEARNED_MARGIN = 0.02
+#: a budget counts as met when it is met with this probability: a latency budget by the
+#: predicted 90 % quantile (what the replay evaluation chose, ``replay_eval.LATENCY_QUANTILE``);
+#: parameter and storage budgets are known exactly (probability 0 or 1)
+MIN_P_MEETS = 0.9
 #: the batch size latency is reported at beside batch 1 (a serving batch), unless one is given
 SERVING_BATCH = 32
 #: the app's upload limit (its server refuses bigger uploads, and the app checks it itself)
@@ -431,6 +435,10 @@ class Candidate(Record):
     why: str = ""
     predicted_gain: float | None = None
     robust_default: bool = False
+
+    def missed_budgets(self) -> dict[str, float]:
+        """The budgets this candidate is not predicted to meet, with their probabilities."""
+        return {k: p for k, p in self.p_meets.items() if p < MIN_P_MEETS}
 
 
 @dataclass

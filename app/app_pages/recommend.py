@@ -218,7 +218,7 @@ def meets(c: Any) -> str:
     """Whether a candidate is predicted to meet the budgets, with the probability that decides it."""
     if not c.p_meets:
         return "no budget set"
-    missed = {k: p for k, p in c.p_meets.items() if p < 0.5}
+    missed = c.missed_budgets()
     if missed:
         return "no: " + ", ".join(f"{k} (P {p:.2f})" for k, p in missed.items())
     return f"yes (P {min(c.p_meets.values()):.2f})"

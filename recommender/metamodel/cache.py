@@ -1,7 +1,8 @@
 """A fitted model persisted in the user folder, signed so that only this user's own files load.
 
-The payload is a pickle (scikit-learn estimators have no other complete format), so it is only
-ever unpickled after its HMAC-SHA256 matches, under a per-user secret key created with mode
+The payload is a pickle (of any fitted object: a fitted predictor holds NumPy arrays and records,
+but the cache does not restrict what it stores), so it is only ever unpickled after its
+HMAC-SHA256 matches, under a per-user secret key created with mode
 0600. A file anyone else wrote, edited or truncated fails the check, is deleted and the model is
 refitted: nothing a user or a shared store can supply is unpickled.
 """

@@ -22,7 +22,7 @@ from recommender.metamodel.calibration import hardware_profile, seq_bucket
 from recommender.metamodel.estimators import MetaModel
 from recommender.metamodel.features import SERVING_BATCH, task_vector
 from recommender.methods.base import REFERENCE_METHOD
-from recommender.types import Candidate, MetaFeatures, Recommendation, UserBudgets
+from recommender.types import MIN_P_MEETS, Candidate, MetaFeatures, Recommendation, UserBudgets
 
 Z90 = 1.2816  # the 10 % / 90 % quantiles of a normal distribution
 BUDGET_LABELS = {"latency": "latency", "params": "trainable parameters",
@@ -142,10 +142,10 @@ def recommend(task: Any, budgets: UserBudgets | None = None, *, top: int = 5, mo
     """Rank fine-tuning strategies for ``task`` (a Task, or None with ``metafeatures``).
 
     Quality is predicted at the time budget (at convergence without one); the same number ranks
-    the candidates and is shown. The robust default (the best fixed rule over the knowledge
-    base for these budgets) keeps rank 1 unless another configuration is predicted better by
-    more than :data:`~recommender.metamodel.replay_eval.MARGIN` (what the replay evaluation
-    chose). ``model``: a fitted :class:`~recommender.metamodel.predictor.Predictor`.
+    the candidates and is shown. Rank 1 is the robust default (the best fixed rule over the
+    knowledge base for these budgets) unless another configuration is predicted better by more
+    than :data:`~recommender.metamodel.replay_eval.MARGIN` (what the replay evaluation chose);
+    the other ranks follow the predicted metric. ``model``: a fitted :class:`~recommender.metamodel.predictor.Predictor`.
     ``explain=False`` skips the nearest tasks and feature importances (for warm starts).
 
     >>> recommend(load_task("glue_rte"), UserBudgets(latency_budget_ms=40))   # doctest: +SKIP
@@ -200,7 +200,7 @@ def recommend(task: Any, budgets: UserBudgets | None = None, *, top: int = 5, mo
             predicted_latency_ms=float(lat_q[1]) if lat_q is not None else None,
             latency_interval=[float(lat_q[0]), float(lat_q[2])] if lat_q is not None else None,
             predicted_memory_mb=memory, trainable_params=config["trainable_params"], storage_mb=storage_mb,
-            add_task_cost=add_cost, p_meets=p_meets, feasible=all(p >= 0.5 for p in p_meets.values()),
+            add_task_cost=add_cost, p_meets=p_meets, feasible=all(p >= MIN_P_MEETS for p in p_meets.values()),
             predicted_gain=float(q[1]) - baseline))
     full_time = [c.predicted_time_s for c in candidates if c.method == REFERENCE_METHOD and c.predicted_time_s]
     default = _robust_default(predictor.rankings.get(_scenario(budgets, min(full_time) if full_time else None), []),
@@ -208,10 +208,13 @@ def recommend(task: Any, budgets: UserBudgets | None = None, *, top: int = 5, mo
     for c in candidates:
         c.robust_default = c.method == default
 
-    def key(c: Candidate) -> tuple[bool, float]:
-        return (not c.feasible, -(c.predicted_metric + (MARGIN if c.robust_default else 0.0)))
-
-    candidates.sort(key=key)
+    # the top pick is the regret-aware choice; below it, the predicted metric alone orders
+    candidates.sort(key=lambda c: (not c.feasible, -c.predicted_metric))
+    pick = min(candidates, key=lambda c: (not c.feasible, -(c.predicted_metric + (MARGIN if c.robust_default else 0.0))),
+               default=None)
+    if pick is not None:
+        candidates.remove(pick)
+        candidates.insert(0, pick)
     best_per_method: list[Candidate] = []
     seen_methods: set[str] = set()
     for c in candidates:  # the best configuration of each method, then the rest
@@ -326,7 +329,7 @@ def _why(c: Candidate, budgets: UserBudgets, top: Candidate, baseline: float) ->
         parts.append(f"~{c.predicted_time_s:.0f}s to converge here")
     if c.predicted_latency_ms is not None:
         parts.append(f"~{c.predicted_latency_ms:.1f} ms at batch {budgets.latency_batch}")
-    missed = [BUDGET_LABELS[k] for k, p in c.p_meets.items() if p < 0.5]
+    missed = [BUDGET_LABELS[k] for k in c.missed_budgets()]
     if missed:
         parts.append("misses " + ", ".join(missed))
     return "; ".join(parts)
@@ -342,7 +345,7 @@ def _binding_budget(candidates: Sequence[Candidate]) -> tuple[str | None, str | 
     """Which budget, relaxed alone, admits the best candidate, and what that buys."""
     best: tuple[float, str, Candidate] | None = None
     for key in BUDGET_LABELS:
-        admitted = [c for c in candidates if all(p >= 0.5 for k, p in c.p_meets.items() if k != key)]
+        admitted = [c for c in candidates if all(k == key for k in c.missed_budgets())]
         if admitted:
             top = max(admitted, key=lambda c: c.predicted_metric)
             if best is None or top.predicted_metric > best[0]:

@@ -47,8 +47,11 @@ MODEL_MB = 22_713_216 * 4 / 1e6
 #: the top pick leaves the robust default only when predicted better by more than this (metric
 #: units); chosen by this evaluation (0, 0.01, 0.02, 0.03, 0.05, 0.08 compared; README)
 MARGIN = 0.05
-#: which latency quantile must meet the budget (0: 10 %, 1: median, 2: 90 %)
-LATENCY_QUANTILE = 1
+#: which latency quantile must meet the budget (0: 10 %, 1: median, 2: 90 %); a hard budget is
+#: better met with confidence: on the 334 runs of 2026-12-06 the 90 % quantile lowered the
+#: meta-model's regret under the latency budget from 15.6 to 11.8 points (the rule: 13.1), as a
+#: pick predicted just inside 1.1x that measured above it scores as the constant predictor
+LATENCY_QUANTILE = 2
 
 
 @dataclass(frozen=True)
