@@ -131,6 +131,8 @@ class MetaModel:
         from sklearn.inspection import permutation_importance
 
         model = self.models_[target]
+        if not hasattr(model, "estimators_"):
+            raise ValueError("feature_importance needs the fitted estimators; call it before compact()")
         y = self.targets_[target]
         mask = np.flatnonzero(np.isfinite(y))
         rng = np.random.default_rng(seed)

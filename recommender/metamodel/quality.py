@@ -279,6 +279,8 @@ class QualityModel:
         """Permutation importance of each task and configuration feature for the median quality."""
         from sklearn.inspection import permutation_importance
 
+        if not hasattr(self.estimator_, "estimators_"):
+            raise ValueError("feature_importance needs the fitted estimator; call it before compact()")
         rows, log_cost, gain, _ = curve_table(kb_rows)
         rng = np.random.default_rng(seed)
         idx = rng.choice(len(rows), size=min(n_rows, len(rows)), replace=False)
