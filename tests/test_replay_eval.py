@@ -135,3 +135,47 @@ def test_a_rung_keeps_the_top_pick_unless_a_challenger_clearly_beats_it():
     assert rung_order(items, [float("-inf"), 0.5, 0.5], priority, bonus) == ["challenger", "third", "top pick"]
     # equal scores: the meta-model's priority decides
     assert rung_order(items, [0.5, 0.5, 0.5], [1.0, 3.0, 2.0], [0.0] * 3) == ["challenger", "third", "top pick"]
+
+
+def test_a_deployment_running_the_base_models_computation_has_latency_ratio_one():
+    from recommender.metamodel.features import latency_ratio
+    from recommender.metamodel.replay_eval import feasible_run
+
+    full = _row("synth_0", 300, "full_ft").result
+    full.latency = [LatencyStats(batch_size=1, seq_len=64, p50_ms=15.0, p95_ms=16.0)]  # measured 1.5x: noise
+    assert latency_ratio(full, 1) == 1.0 and feasible_run(full, "latency_b1")
+    lora = _row("synth_0", 300, "lora").result  # adapters left unmerged: the measured 1.3x counts
+    assert latency_ratio(lora, 1) == pytest.approx(1.3) and not feasible_run(lora, "latency_b1")
+    lora.latency = [*lora.latency, LatencyStats(batch_size=1, seq_len=64, p50_ms=12.0, p95_ms=13.0, merged=True)]
+    assert latency_ratio(lora, 1) == 1.0  # merged exactly: the base model's computation
+    assert latency_ratio(lora, 32) is None  # nothing measured at that batch
+
+
+def test_the_fixed_rule_plays_its_methods_tuned_defaults_and_falls_back_where_it_cannot_run():
+    import dataclasses
+
+    from recommender.metamodel.replay_eval import _method_run, rule_for, task_sets
+    from recommender.search.spaces import get_space
+
+    tuned = get_space("lora").defaults()["learning_rate"]
+    rows = [_row("synth_0", 300, m) for m in CURVES]
+    grid = _row("synth_0", 300, "lora")
+    # a grid point equal to the tuned default up to rounding (3 x 5e-4 = 0.0015000000000000002)
+    grid.result = dataclasses.replace(grid.result, params={"learning_rate": tuned * (1 + 1e-15)})
+    grid.run_id, grid.config_key = "synth_0#lora#lr3", "lora#lr3"
+    s = task_sets([*rows, grid])[0]
+    assert s.runs[_method_run(s, "lora")].config_key == "lora#lr3"  # not the "#0" run before tuning
+    assert s.runs[_method_run(s, "full_ft")].config_key == "full_ft#0"  # no tuned run: the sweep's first
+    assert rule_for(s, ["multitask_ft", "lora", "full_ft"]) == "lora"  # multi-task FT not measured here
+    assert rule_for(s, ["prefix_tuning"]) is None
+
+
+def test_the_top_pick_leaves_the_rules_configuration_only_for_a_clear_predicted_gain():
+    from recommender.metamodel.replay_eval import choose
+
+    predicted = np.array([0.80, 0.83, 0.90])
+    allowed = np.array([True, True, False])
+    assert choose(predicted, allowed, default=0, margin=0.05) == 0  # +3 points: kept
+    assert choose(predicted, allowed, default=0, margin=0.02) == 1
+    assert choose(predicted, allowed, default=2, margin=0.05) == 1  # the default is not allowed
+    assert choose(predicted, np.zeros(3, dtype=bool), default=None) == 2  # nothing allowed: plain argmax

@@ -80,6 +80,7 @@ def load_metamodel(storage: str | None = None, kb_path: Path | None = None) -> M
 def candidate_configs(model: MetaModel, task_type: str) -> list[dict[str, Any]]:
     """Distinct measured (method, params) supporting ``task_type``, with their parameter counts."""
     from recommender.methods import get_method_class, method_names
+    from recommender.search.spaces import holds_defaults
 
     supports = {m: task_type in get_method_class(m).task_types for m in method_names()}
     seen: dict[str, dict[str, Any]] = {}
@@ -96,6 +97,7 @@ def candidate_configs(model: MetaModel, task_type: str) -> list[dict[str, Any]]:
     out = []
     for entry in seen.values():
         out.append({"method": entry["method"], "params": entry["params"],
+                    "defaults": holds_defaults(entry["method"], entry["params"]),
                     "trainable_params": int(np.median(entry["trainable"])) if entry["trainable"] else None,
                     "artifact_mb": float(np.median(entry["artifact"])) / 1e6,
                     "mergeable": any(entry["mergeable"])})
@@ -204,9 +206,9 @@ def recommend(task: Any, budgets: UserBudgets | None = None, *, top: int = 5, mo
             predicted_gain=float(q[1]) - baseline))
     full_time = [c.predicted_time_s for c in candidates if c.method == REFERENCE_METHOD and c.predicted_time_s]
     default = _robust_default(predictor.rankings.get(_scenario(budgets, min(full_time) if full_time else None), []),
-                              candidates)
-    for c in candidates:
-        c.robust_default = c.method == default
+                              candidates, [config["defaults"] for config in configs])
+    if default is not None:
+        default.robust_default = True
 
     # the top pick is the regret-aware choice; below it, the predicted metric alone orders
     candidates.sort(key=lambda c: (not c.feasible, -c.predicted_metric))
@@ -276,10 +278,16 @@ def _kb_metric(meta: MetaModel, task_type: str) -> str:
     return max(set(names), key=names.count) if names else "metric"
 
 
-def _robust_default(ranking: Sequence[str], candidates: Sequence[Candidate]) -> str | None:
-    """The first method of the scenario's fixed-rule ranking with a feasible candidate."""
-    feasible = {c.method for c in candidates if c.feasible}
-    return next((m for m in ranking if m in feasible), None)
+def _robust_default(ranking: Sequence[str], candidates: Sequence[Candidate],
+                    defaults: Sequence[bool]) -> Candidate | None:
+    """The fixed rule's pick: the first method of the scenario's ranking with a feasible
+    candidate, in its default configuration (``defaults[i]``: candidate i holds its method's
+    shipped defaults), else its best predicted configuration."""
+    for method in ranking:
+        mine = [(c, d) for c, d in zip(candidates, defaults, strict=True) if c.method == method and c.feasible]
+        if mine:
+            return next((c for c, d in mine if d), max((c for c, _ in mine), key=lambda c: c.predicted_metric))
+    return None
 
 
 #: a prediction "beats the constant predictor" by at least this much (metric units)

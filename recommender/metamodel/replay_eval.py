@@ -9,7 +9,8 @@ before its first evaluation; the baseline too when the pick misses a hard constr
 - ``time_25`` / ``time_50`` / ``time_100``: a training budget of 25 / 50 / 100 % of full
   fine-tuning's time to convergence (within 1 % of its best) on that set, in the machine-neutral
   cost of :func:`~recommender.metamodel.quality.point_cost`;
-- ``latency_b1``: deployed latency at batch 1 within 10 % of the base model's (at convergence);
+- ``latency_b1``: deployed latency at batch 1 within 10 % of the base model's (at convergence;
+  :func:`~recommender.metamodel.features.latency_ratio`: 1 for the base model's own computation);
 - ``params_1m``: at most 1 M trainable parameters (at convergence);
 - ``storage_20``: 20 tasks to serve from :data:`STORAGE_20_MB` of disk (at convergence).
 
@@ -33,8 +34,10 @@ from typing import Any
 
 import numpy as np
 
+from recommender.metamodel.features import latency_ratio
 from recommender.metamodel.quality import QualityModel, kb_baselines, running_curve, score_at, to_metric
 from recommender.methods.base import REFERENCE_METHOD
+from recommender.search.spaces import holds_defaults
 
 SCENARIOS = ("time_25", "time_50", "time_100", "latency_b1", "params_1m", "storage_20")
 TIME_FRACTIONS = {"time_25": 0.25, "time_50": 0.5, "time_100": 1.0}
@@ -114,8 +117,8 @@ def storage_mb(result: Any, n_tasks: int = N_TASKS) -> float:
 def feasible_run(result: Any, scenario: str) -> bool:
     """Whether a measured run meets the scenario's hard constraint."""
     if scenario == "latency_b1":
-        deployed, base = result.latency_ms(1), result.base_latency_ms(1)
-        return bool(deployed and base and deployed <= LATENCY_SLACK * base)
+        ratio = latency_ratio(result, 1)
+        return ratio is not None and ratio <= LATENCY_SLACK
     if scenario == "params_1m":
         return result.trainable_params is not None and result.trainable_params <= MAX_PARAMS
     if scenario == "storage_20":
@@ -152,10 +155,6 @@ def task_sets(kb_rows: Sequence[Any], min_runs: int = 3) -> list[TaskSet]:
 
 
 # --- policies -----------------------------------------------------------------------------
-def _is_default(run: Any) -> bool:
-    return (run.config_key or "#0").endswith("#0")
-
-
 def method_ranking(sets: Sequence[TaskSet], scenario: str) -> list[str]:
     """Methods by the mean regret of their default configuration over ``sets``, lowest first
     (only methods measured on at least 80 % of them)."""
@@ -163,30 +162,33 @@ def method_ranking(sets: Sequence[TaskSet], scenario: str) -> list[str]:
     for s in sets:
         outcomes = s.outcomes(scenario)
         best = outcomes.max()
-        seen: set[str] = set()
-        for run, value in zip(s.runs, outcomes, strict=True):
-            if _is_default(run) and run.result.method not in seen:
-                seen.add(run.result.method)
-                regrets[run.result.method].append(best - value)
+        for method in {r.result.method for r in s.runs}:
+            regrets[method].append(best - outcomes[_method_run(s, method)])
     eligible = {m: float(np.mean(v)) for m, v in regrets.items() if len(v) >= 0.8 * len(sets)}
     return sorted(eligible, key=lambda m: (eligible[m], m))
 
 
-def fixed_rule(sets: Sequence[TaskSet], scenario: str) -> str | None:
-    """The best fixed rule: the method with the lowest mean regret over ``sets``."""
-    ranking = method_ranking(sets, scenario)
-    return ranking[0] if ranking else None
-
-
 def _method_run(s: TaskSet, method: str | None) -> int | None:
+    """The run of ``method``'s default configuration on ``s``: the one with its shipped
+    (tuned) defaults -- on the four tasks of the learning-rate sweep a grid point, not the
+    ``#0`` run measured before tuning -- else the sweep's first (``#0``), else any."""
     idx = [i for i, r in enumerate(s.runs) if r.result.method == method]
-    defaults = [i for i in idx if _is_default(s.runs[i])]
-    return (defaults or idx)[0] if idx else None
+    tuned = [i for i in idx if holds_defaults(s.runs[i].result.method, s.runs[i].result.params)]
+    first = [i for i in idx if (s.runs[i].config_key or "#0").endswith("#0")]
+    return (tuned or first or idx)[0] if idx else None
+
+
+def rule_for(s: TaskSet, ranking: Sequence[str]) -> str | None:
+    """What the fixed rule ``ranking`` does on ``s``: its first method measured there (a rule
+    whose first method cannot train the task type -- multi-task FT on token classification --
+    falls back to its next, as :func:`~recommender.metamodel.recommend.recommend` does)."""
+    measured = {r.result.method for r in s.runs}
+    return next((m for m in ranking if m in measured), None)
 
 
 def predicted_feasible(s: TaskSet, scenario: str, latency_ratio: np.ndarray | None) -> np.ndarray:
     """What the recommender knows before training: parameter counts and storage exactly,
-    latency from the meta-model's prediction (median ratio)."""
+    latency from the meta-model's prediction (its :data:`LATENCY_QUANTILE` of the ratio)."""
     if scenario == "latency_b1":
         if latency_ratio is None:
             return np.ones(len(s.runs), dtype=bool)
@@ -194,20 +196,15 @@ def predicted_feasible(s: TaskSet, scenario: str, latency_ratio: np.ndarray | No
     return s.feasible(scenario)
 
 
-def choose(predicted: np.ndarray, allowed: np.ndarray, methods: Sequence[str], default: str | None,
-           margin: float = 0.0) -> int:
+def choose(predicted: np.ndarray, allowed: np.ndarray, default: int | None, margin: float = 0.0) -> int:
     """The top pick: the highest predicted score among ``allowed``, except that the robust
-    ``default`` method is kept unless another configuration is predicted better by more than
-    ``margin`` (``margin=0``: plain argmax)."""
+    default (the fixed rule's configuration, index ``default``) is kept unless another
+    configuration is predicted better by more than ``margin`` (``margin=0``: plain argmax)."""
     idx = np.flatnonzero(allowed) if allowed.any() else np.arange(len(predicted))
     top = int(idx[np.argmax(predicted[idx])])
-    if margin <= 0 or default is None:
+    if margin <= 0 or default is None or default not in idx:
         return top
-    fallback = [int(i) for i in idx if methods[int(i)] == default]
-    if not fallback:
-        return top
-    d = int(fallback[int(np.argmax(predicted[fallback]))])
-    return top if predicted[top] - predicted[d] > margin else d
+    return top if predicted[top] - predicted[default] > margin else default
 
 
 def race_outcome(s: TaskSet, scenario: str, order: Sequence[int], plan: RacePlan, budget: float,
@@ -247,17 +244,15 @@ def rung_order(items: Sequence[Any], scores: Sequence[float], priority: Sequence
     return [items[k] for k in ranked]
 
 
-def portfolio(predicted: np.ndarray, allowed: np.ndarray, methods: Sequence[str], default: str | None,
+def portfolio(predicted: np.ndarray, allowed: np.ndarray, methods: Sequence[str], default: int | None,
               size: int) -> list[int]:
-    """Distinct methods, best predicted first, always including the robust default method."""
+    """Distinct methods, best predicted first, always including the robust default (index ``default``)."""
     order = [int(i) for i in np.argsort(-predicted) if allowed[i]] or [int(i) for i in np.argsort(-predicted)]
     chosen: list[int] = []
     seen: set[str] = set()
-    if default is not None:
-        mine = [i for i in order if methods[i] == default]
-        if mine:
-            chosen.append(mine[0])
-            seen.add(default)
+    if default is not None and default in order:
+        chosen.append(default)
+        seen.add(methods[default])
     for i in order:
         if len(chosen) >= size:
             break
@@ -285,7 +280,7 @@ class Prediction:
     scenario: str
     quality: np.ndarray  # (n_runs, 3) predicted score: interval low, median, high
     allowed: np.ndarray  # predicted to meet the scenario's constraint
-    rule: str | None  # the best fixed rule on the training groups
+    rule: str | None  # the best fixed rule on the training groups, as applied to this set (:func:`rule_for`)
 
 
 def replay_predictions(kb_rows: Sequence[Any], *, quality_kwargs: dict[str, Any] | None = None,
@@ -302,7 +297,7 @@ def replay_predictions(kb_rows: Sequence[Any], *, quality_kwargs: dict[str, Any]
             continue
         quality = QualityModel(**(quality_kwargs or {})).fit(train_rows)
         meta = _latency_model(train_rows) if latency else None
-        rules = {sc: fixed_rule(train_sets, sc) for sc in SCENARIOS}
+        rankings = {sc: method_ranking(train_sets, sc) for sc in SCENARIOS}
         for s in (s for s in sets if s.group == group):
             rows = prediction_rows(s.runs)
             ratio = None
@@ -312,7 +307,8 @@ def replay_predictions(kb_rows: Sequence[Any], *, quality_kwargs: dict[str, Any]
                 budget = s.budgets[sc]
                 log_cost = math.log(budget) if budget is not None else quality.convergence_log_cost()
                 q = to_metric(quality.predict(rows, [log_cost])[:, 0, :], s.baseline, s.runs[0].result.metric_name)
-                out.append(Prediction(s, sc, q, predicted_feasible(s, sc, ratio), rules[sc]))
+                out.append(Prediction(s, sc, q, predicted_feasible(s, sc, ratio),
+                                      rule_for(s, rankings[sc])))
     return out
 
 
@@ -340,13 +336,13 @@ def evaluate_scenarios(kb_rows: Sequence[Any], *, plan: RacePlan | None = None, 
         rules[sc].append(p.rule or "-")
         methods = [r.result.method for r in s.runs]
         oracle = float(outcomes[feasible].max())
-        pick = choose(q[:, 1], p.allowed, methods, p.rule, margin)
+        fixed = _method_run(s, p.rule)
+        pick = choose(q[:, 1], p.allowed, fixed, margin)
         budget = s.budgets[sc]
         race_budget = budget if budget is not None else s.budgets["time_100"]
         bonus = race_credit(len(methods), pick, margin)
-        order = portfolio(q[:, 1] + bonus, p.allowed, methods, p.rule, plan.portfolio)
+        order = portfolio(q[:, 1] + bonus, p.allowed, methods, fixed, plan.portfolio)
         race = race_outcome(s, sc, order, plan, float(race_budget or 0.0), q[:, 1] + bonus, bonus)
-        fixed = _method_run(s, p.rule)
         full = _method_run(s, REFERENCE_METHOD)
         row = regrets[sc][s.group]
         row["oracle"].append(0.0)

@@ -15,6 +15,7 @@ inside the parameter's range where it is searched.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -59,6 +60,18 @@ class SearchSpace:
         values["learning_rate"] = cls.default_learning_rate
         values.update(self.default_values)
         return {name: values[name] for name in self.distributions}
+
+    def holds_defaults(self, params: dict[str, Any]) -> bool:
+        """Whether ``params`` are this method's defaults (:meth:`defaults` and the constants;
+        numbers equal to a relative 1e-9: a grid's 3 x 5e-05 is stored as 0.00015000000000000001)."""
+        for name, value in {**self.constants, **self.defaults()}.items():
+            given = params.get(name, value)
+            if isinstance(value, (int, float)) and isinstance(given, (int, float)) and not isinstance(value, bool):
+                if not math.isclose(float(given), float(value), rel_tol=1e-9):
+                    return False
+            elif given != value:
+                return False
+        return True
 
     def params_from_trial(self, trial_params: dict[str, Any]) -> dict[str, Any]:
         """Hyperparameters for the trainer from an Optuna trial's ``<method>.<name>`` params."""
@@ -165,6 +178,12 @@ def get_space(method: str, folder: Path | None = None) -> SearchSpace:
     if method not in spaces:
         raise unknown_name("search space", method, list(spaces))
     return spaces[method]
+
+
+def holds_defaults(method: str, params: dict[str, Any], folder: Path | None = None) -> bool:
+    """Whether ``params`` are ``method``'s defaults (False for a method without a search space)."""
+    spaces = load_spaces(folder)
+    return method in spaces and spaces[method].holds_defaults(params)
 
 
 def suggest(trial: optuna.Trial, methods: list[str], folder: Path | None = None) -> tuple[str, dict[str, Any]]:
