@@ -299,7 +299,6 @@ def test_quality_at_budget_is_monotone_in_the_training_budget(predictor):
 
 def test_rank_follows_the_shown_metric_and_the_budget_changes_it(predictor, rte):
     from recommender.metamodel.recommend import recommend
-    from recommender.metamodel.replay_eval import MARGIN
 
     long = recommend(rte, UserBudgets(time_budget_s=3600), model=predictor, top=50, explain=False)
     assert long.hardware["device"] in ("cpu", "cuda") and long.hardware["requested"] == "auto"  # what was calibrated
@@ -311,11 +310,13 @@ def test_rank_follows_the_shown_metric_and_the_budget_changes_it(predictor, rte)
     for rec in (short, long):
         feasible = [c for c in rec.candidates if c.feasible]
         top = rec.candidates[0]
-        # rank 1: the robust default unless another is predicted better by more than the margin
-        credited = [c.predicted_metric + (MARGIN if c.robust_default else 0.0) for c in feasible]
-        assert top is feasible[0] and credited[0] == max(credited)
-        assert top.robust_default or top.predicted_metric > max(
-            (c.predicted_metric for c in feasible if c.robust_default), default=-math.inf) + MARGIN
+        # rank 1: the robust default (one configuration) unless another is predicted to beat it
+        # with 90 % confidence, and the explanation says which
+        assert top is feasible[0] and sum(c.robust_default for c in rec.candidates) == 1
+        if top.robust_default:
+            assert "nothing else is predicted to beat it with 90 % confidence" in top.why
+        else:
+            assert "predicted to beat the robust default" in top.why
         # below it the number shown is the number ranked
         shown = [c.predicted_metric for c in feasible[1: len({c.method for c in rec.candidates})]]
         assert shown == sorted(shown, reverse=True)

@@ -179,3 +179,32 @@ def test_the_top_pick_leaves_the_rules_configuration_only_for_a_clear_predicted_
     assert choose(predicted, allowed, default=0, margin=0.02) == 1
     assert choose(predicted, allowed, default=2, margin=0.05) == 1  # the default is not allowed
     assert choose(predicted, np.zeros(3, dtype=bool), default=None) == 2  # nothing allowed: plain argmax
+
+
+def test_the_rule_gap_model_learns_each_configurations_difference_to_the_rule(synthetic_kb):
+    from recommender.metamodel.replay_eval import method_ranking, rule_run, task_sets
+    from recommender.metamodel.rule_gap import RuleGapModel
+
+    sets = task_sets(synthetic_kb)
+    rankings = {sc: method_ranking(sets, sc) for sc in ("time_25", "time_100")}
+    assert rankings["time_25"][0] == "lora" and rankings["time_100"][0] == "full_ft"
+    model = RuleGapModel(min_samples_leaf=1).fit(sets, rankings).compact()
+    rows = [{"metafeatures": r.metafeatures, "method": r.result.method, "params": r.result.params,
+             "trainable_params": r.result.trainable_params} for r in sets[0].runs]
+    at_100 = dict(zip([r["method"] for r in rows], model.predict("time_100", rows)[:, 1], strict=True))
+    # identical curves on every task: full_ft 0.90, lora 0.80, head_only 0.55 at convergence
+    assert at_100 == pytest.approx({"full_ft": 0.0, "lora": -0.10, "head_only": -0.35}, abs=0.01)
+    at_25 = model.predict("time_25", rows)[:, 1]  # within 200: full_ft 0.60, lora 0.78 (the rule)
+    assert at_25 == pytest.approx([-0.18, 0.0, -0.23], abs=0.01)
+    assert model.predict("latency_b1", rows) is None  # not fitted: the rule stands
+    assert rule_run(sets[0], rankings["time_25"]) == 1
+
+
+def test_the_pick_leaves_the_rule_only_for_a_gain_predicted_with_confidence():
+    from recommender.metamodel.rule_gap import pick
+
+    allowed = np.array([True, True, True, False])
+    assert pick(np.array([0.0, -0.01, -0.2, 0.5]), allowed, default=0) == 0  # the lower ends: no sure gain
+    assert pick(np.array([0.0, 0.01, 0.03, 0.5]), allowed, default=0) == 2  # the surest gain, if allowed
+    assert pick(np.array([0.0, 0.01, 0.03, 0.5]), allowed, default=3) == 2  # the rule itself not allowed
+    assert pick(None, allowed, default=1) == 1  # no model: the rule

@@ -3,7 +3,8 @@
 :class:`Predictor` bundles the quality-at-budget model
 (:class:`~recommender.metamodel.quality.QualityModel`), the meta-model for time, latency and
 memory (:class:`~recommender.metamodel.estimators.MetaModel`), the robust default per scenario
-(the best fixed rule over the knowledge base, :func:`~recommender.metamodel.replay_eval.method_ranking`)
+(the best fixed rule over the knowledge base, :func:`~recommender.metamodel.replay_eval.method_ranking`),
+each configuration's predicted difference to it (:class:`~recommender.metamodel.rule_gap.RuleGapModel`)
 and the range of tasks measured (for extrapolation warnings). It learns from protocol-2 runs of
 the knowledge base (falling back to older ones while there are none, with a note) plus the
 user's own runs once there are :data:`MIN_USER_RUNS`.
@@ -20,10 +21,11 @@ from typing import Any
 from recommender.metamodel.estimators import MetaModel
 from recommender.metamodel.features import task_vector
 from recommender.metamodel.quality import CURRENT_PROTOCOL, QualityModel, select_protocol
+from recommender.metamodel.rule_gap import RuleGapModel
 from recommender.types import MetaFeatures
 
 #: bump when the fitted objects change shape: old cache files are then never read
-PREDICTOR_VERSION = 4
+PREDICTOR_VERSION = 5
 META_TARGETS = ("log_cost", "log_memory", "latency_ratio_b1", "latency_ratio_bB")
 MIN_USER_RUNS = 5
 
@@ -36,6 +38,7 @@ class Predictor:
     rankings: dict[str, list[str]]
     notes: list[str] = field(default_factory=list)
     top_features: list[str] = field(default_factory=list)
+    rule_gap: RuleGapModel | None = None  # the regret-aware top pick (None: too few sets)
 
     @property
     def n_runs(self) -> int:
@@ -66,7 +69,8 @@ def fit_predictor(kb_rows: Sequence[Any], user_rows: Sequence[Any] = (), *,
     task_features = set(task_vector(rows[0].metafeatures)) if rows else set()
     top = [name for name, value in ranked.items() if value > 0 and name in task_features][:5]
     # predicting needs neither scikit-learn nor its estimators: a warm start then imports neither
-    return Predictor(meta.compact(), quality.compact(), features, rankings, notes, top)
+    rule_gap = RuleGapModel().fit(sets, rankings).compact() if rankings else None
+    return Predictor(meta.compact(), quality.compact(), features, rankings, notes, top, rule_gap)
 
 
 @lru_cache(maxsize=4)

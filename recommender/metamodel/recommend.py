@@ -145,16 +145,15 @@ def recommend(task: Any, budgets: UserBudgets | None = None, *, top: int = 5, mo
 
     Quality is predicted at the time budget (at convergence without one); the same number ranks
     the candidates and is shown. Rank 1 is the robust default (the best fixed rule over the
-    knowledge base for these budgets) unless another configuration is predicted better by more
-    than :data:`~recommender.metamodel.replay_eval.MARGIN` (what the replay evaluation chose);
-    the other ranks follow the predicted metric. ``model``: a fitted :class:`~recommender.metamodel.predictor.Predictor`.
+    knowledge base for these budgets, in its default configuration) unless another configuration
+    is predicted to beat it with 90 % confidence (:mod:`~recommender.metamodel.rule_gap`, what
+    the replay evaluation chose); the other ranks follow the predicted metric. ``model``: a fitted :class:`~recommender.metamodel.predictor.Predictor`.
     ``explain=False`` skips the nearest tasks and feature importances (for warm starts).
 
     >>> recommend(load_task("glue_rte"), UserBudgets(latency_budget_ms=40))   # doctest: +SKIP
     """
     from recommender.metamodel.predictor import Predictor, load_predictor
     from recommender.metamodel.quality import apply_extrapolation, extrapolation, to_metric
-    from recommender.metamodel.replay_eval import MARGIN
 
     budgets = budgets or UserBudgets()
     predictor: Predictor = model if isinstance(model, Predictor) else load_predictor(storage)
@@ -205,18 +204,18 @@ def recommend(task: Any, budgets: UserBudgets | None = None, *, top: int = 5, mo
             add_task_cost=add_cost, p_meets=p_meets, feasible=all(p >= MIN_P_MEETS for p in p_meets.values()),
             predicted_gain=float(q[1]) - baseline))
     full_time = [c.predicted_time_s for c in candidates if c.method == REFERENCE_METHOD and c.predicted_time_s]
-    default = _robust_default(predictor.rankings.get(_scenario(budgets, min(full_time) if full_time else None), []),
-                              candidates, [config["defaults"] for config in configs])
+    scenario = _scenario(budgets, min(full_time) if full_time else None)
+    default = _robust_default(predictor.rankings.get(scenario, []), candidates,
+                              [config["defaults"] for config in configs])
     if default is not None:
         default.robust_default = True
+    first, lead = _top_pick(predictor, scenario, rows, candidates, default)
 
     # the top pick is the regret-aware choice; below it, the predicted metric alone orders
     candidates.sort(key=lambda c: (not c.feasible, -c.predicted_metric))
-    pick = min(candidates, key=lambda c: (not c.feasible, -(c.predicted_metric + (MARGIN if c.robust_default else 0.0))),
-               default=None)
-    if pick is not None:
-        candidates.remove(pick)
-        candidates.insert(0, pick)
+    if first is not None:
+        candidates.remove(first)
+        candidates.insert(0, first)
     best_per_method: list[Candidate] = []
     seen_methods: set[str] = set()
     for c in candidates:  # the best configuration of each method, then the rest
@@ -230,7 +229,7 @@ def recommend(task: Any, budgets: UserBudgets | None = None, *, top: int = 5, mo
     for rank, c in enumerate(shown, start=1):
         c.rank = rank
         c.predicted_gap = c.predicted_metric - shown[0].predicted_metric
-        c.why = _why(c, budgets, shown[0], baseline)
+        c.why = _why(c, budgets, shown[0], baseline, lead if c is first else None, default)
     feasible_found = any(c.feasible for c in candidates)
     binding, advice = (None, None) if feasible_found else _binding_budget(candidates)
     warnings = _budget_warning(predictor, rows, candidates, budgets, gflops, baseline, metric_name)
@@ -325,14 +324,18 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} hours"
 
 
-def _why(c: Candidate, budgets: UserBudgets, top: Candidate, baseline: float) -> str:
+def _why(c: Candidate, budgets: UserBudgets, top: Candidate, baseline: float, lead: float | None = None,
+         default: Candidate | None = None) -> str:
     when = f"within {_duration(budgets.time_budget_s)}" if budgets.time_budget_s else "at convergence"
     parts = [f"predicted {c.predicted_metric:.3f} {when} ({c.predicted_metric - baseline:+.3f} over a "
              "constant predictor)"]
     if c.robust_default:
         parts.append("the robust default for these budgets (the best fixed rule on past tasks)")
         if c is top:
-            parts.append(f"kept first unless another is predicted more than {100 * _margin():.0f} points better")
+            parts.append("kept first: nothing else is predicted to beat it with 90 % confidence")
+    elif lead is not None and default is not None:
+        parts.append(f"predicted to beat the robust default ({default.method}) by at least "
+                     f"{100 * lead:.1f} points with 90 % confidence")
     if c.predicted_time_s is not None:
         parts.append(f"~{c.predicted_time_s:.0f}s to converge here")
     if c.predicted_latency_ms is not None:
@@ -343,10 +346,27 @@ def _why(c: Candidate, budgets: UserBudgets, top: Candidate, baseline: float) ->
     return "; ".join(parts)
 
 
-def _margin() -> float:
+def _top_pick(predictor: Any, scenario: str, rows: Sequence[dict[str, Any]], candidates: Sequence[Candidate],
+              default: Candidate | None) -> tuple[Candidate | None, float | None]:
+    """The regret-aware first rank (:func:`~recommender.metamodel.rule_gap.pick`) and, when it
+    is not the robust default, the lower bound of its predicted gain over it. Without a
+    difference model the pick leaves the default only for a predicted metric
+    :data:`~recommender.metamodel.replay_eval.MARGIN` higher."""
     from recommender.metamodel.replay_eval import MARGIN
+    from recommender.metamodel.rule_gap import pick
 
-    return MARGIN
+    if not candidates:
+        return None, None
+    d = candidates.index(default) if default is not None else None
+    model = getattr(predictor, "rule_gap", None)
+    gaps = model.predict(scenario, rows) if model is not None else None
+    if gaps is not None:
+        lower = gaps[:, 0]
+    else:
+        metric = np.array([c.predicted_metric for c in candidates])
+        lower = metric - (metric[d] + MARGIN if d is not None else 0.0)
+    i = pick(lower, np.array([c.feasible for c in candidates]), d)
+    return candidates[i], (None if i == d else float(lower[i]))
 
 
 def _binding_budget(candidates: Sequence[Candidate]) -> tuple[str | None, str | None]:

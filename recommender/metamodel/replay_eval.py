@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from recommender.metamodel.features import latency_ratio
+from recommender.metamodel.rule_gap import RuleGapModel, pick
 from recommender.metamodel.quality import QualityModel, kb_baselines, running_curve, score_at, to_metric
 from recommender.methods.base import REFERENCE_METHOD
 from recommender.search.spaces import holds_defaults
@@ -47,8 +48,9 @@ MAX_PARAMS = 1_000_000
 N_TASKS = 20
 STORAGE_20_MB = 500.0
 MODEL_MB = 22_713_216 * 4 / 1e6
-#: the top pick leaves the robust default only when predicted better by more than this (metric
-#: units); chosen by this evaluation (0, 0.01, 0.02, 0.03, 0.05, 0.08 compared; README)
+#: the credit (metric units) of the top pick in a race's rungs, and the margin on the predicted
+#: metric by which a pick left the robust default before :mod:`~recommender.metamodel.rule_gap`
+#: (still the fallback where no difference model could be fitted)
 MARGIN = 0.05
 #: which latency quantile must meet the budget (0: 10 %, 1: median, 2: 90 %); a hard budget is
 #: better met with confidence: on the 334 runs of 2026-12-06 the 90 % quantile lowered the
@@ -186,6 +188,11 @@ def rule_for(s: TaskSet, ranking: Sequence[str]) -> str | None:
     return next((m for m in ranking if m in measured), None)
 
 
+def rule_run(s: TaskSet, ranking: Sequence[str]) -> int | None:
+    """The index of the fixed rule's run on ``s`` (:func:`rule_for`, :func:`_method_run`)."""
+    return _method_run(s, rule_for(s, ranking))
+
+
 def predicted_feasible(s: TaskSet, scenario: str, latency_ratio: np.ndarray | None) -> np.ndarray:
     """What the recommender knows before training: parameter counts and storage exactly,
     latency from the meta-model's prediction (its :data:`LATENCY_QUANTILE` of the ratio)."""
@@ -197,14 +204,14 @@ def predicted_feasible(s: TaskSet, scenario: str, latency_ratio: np.ndarray | No
 
 
 def choose(predicted: np.ndarray, allowed: np.ndarray, default: int | None, margin: float = 0.0) -> int:
-    """The top pick: the highest predicted score among ``allowed``, except that the robust
-    default (the fixed rule's configuration, index ``default``) is kept unless another
-    configuration is predicted better by more than ``margin`` (``margin=0``: plain argmax)."""
-    idx = np.flatnonzero(allowed) if allowed.any() else np.arange(len(predicted))
-    top = int(idx[np.argmax(predicted[idx])])
-    if margin <= 0 or default is None or default not in idx:
-        return top
-    return top if predicted[top] - predicted[default] > margin else default
+    """The top pick by a margin on the predicted metric: the robust default (the fixed rule's
+    configuration, index ``default``) unless another is predicted better by more than
+    ``margin`` (the approach :mod:`~recommender.metamodel.rule_gap` replaced; kept to compare)."""
+    from recommender.metamodel.rule_gap import pick
+
+    if default is None:
+        return pick(predicted, allowed, None)
+    return pick(predicted - predicted[default] - margin, allowed, default)
 
 
 def race_outcome(s: TaskSet, scenario: str, order: Sequence[int], plan: RacePlan, budget: float,
@@ -227,12 +234,12 @@ def race_outcome(s: TaskSet, scenario: str, order: Sequence[int], plan: RacePlan
     return best
 
 
-def race_credit(n: int, pick: int, margin: float) -> np.ndarray:
+def race_credit(n: int, top: int, margin: float) -> np.ndarray:
     """What each configuration is credited in a race's rungs: the meta-model's top pick gets
     ``margin`` (a rival's lead after a short rung must be clear to displace what the knowledge
     base predicts; early scores barely above the constant predictor are mostly noise)."""
     bonus = np.zeros(n)
-    bonus[pick] = margin
+    bonus[top] = margin
     return bonus
 
 
@@ -281,6 +288,7 @@ class Prediction:
     quality: np.ndarray  # (n_runs, 3) predicted score: interval low, median, high
     allowed: np.ndarray  # predicted to meet the scenario's constraint
     rule: str | None  # the best fixed rule on the training groups, as applied to this set (:func:`rule_for`)
+    gap: np.ndarray | None = None  # (n_runs, 3) predicted difference to the rule's outcome (rule_gap)
 
 
 def replay_predictions(kb_rows: Sequence[Any], *, quality_kwargs: dict[str, Any] | None = None,
@@ -298,6 +306,7 @@ def replay_predictions(kb_rows: Sequence[Any], *, quality_kwargs: dict[str, Any]
         quality = QualityModel(**(quality_kwargs or {})).fit(train_rows)
         meta = _latency_model(train_rows) if latency else None
         rankings = {sc: method_ranking(train_sets, sc) for sc in SCENARIOS}
+        gaps = RuleGapModel().fit(train_sets, rankings)
         for s in (s for s in sets if s.group == group):
             rows = prediction_rows(s.runs)
             ratio = None
@@ -307,19 +316,20 @@ def replay_predictions(kb_rows: Sequence[Any], *, quality_kwargs: dict[str, Any]
                 budget = s.budgets[sc]
                 log_cost = math.log(budget) if budget is not None else quality.convergence_log_cost()
                 q = to_metric(quality.predict(rows, [log_cost])[:, 0, :], s.baseline, s.runs[0].result.metric_name)
-                out.append(Prediction(s, sc, q, predicted_feasible(s, sc, ratio),
-                                      rule_for(s, rankings[sc])))
+                out.append(Prediction(s, sc, q, predicted_feasible(s, sc, ratio), rule_for(s, rankings[sc]),
+                                      gaps.predict(sc, rows)))
     return out
 
 
-def evaluate_scenarios(kb_rows: Sequence[Any], *, plan: RacePlan | None = None, margin: float = MARGIN,
+def evaluate_scenarios(kb_rows: Sequence[Any], *, plan: RacePlan | None = None, margin: float | None = None,
                        n_boot: int = 2000, seed: int = 0, quality_kwargs: dict[str, Any] | None = None,
                        latency: bool = True, predictions: Sequence[Prediction] | None = None) -> dict[str, Any]:
     """Leave-one-task-group-out replay of every policy in every scenario (see the module doc).
 
     Returns ``{"scenarios": [{"name", "policies": {policy: {"regret", "ci90"}}, "gap_closed",
     "coverage80", ...}], ...}`` with regrets in metric points. ``predictions``: from
-    :func:`replay_predictions`, to score several plans or margins without refitting."""
+    :func:`replay_predictions`, to score several plans or margins without refitting. ``margin``
+    None: the top pick of :func:`~recommender.metamodel.rule_gap.pick`; a number: :func:`choose`."""
     plan = plan or RacePlan()
     if predictions is None:
         predictions = replay_predictions(kb_rows, quality_kwargs=quality_kwargs, latency=latency)
@@ -337,16 +347,17 @@ def evaluate_scenarios(kb_rows: Sequence[Any], *, plan: RacePlan | None = None, 
         methods = [r.result.method for r in s.runs]
         oracle = float(outcomes[feasible].max())
         fixed = _method_run(s, p.rule)
-        pick = choose(q[:, 1], p.allowed, fixed, margin)
+        top = (pick(None if p.gap is None else p.gap[:, 0], p.allowed, fixed) if margin is None
+               else choose(q[:, 1], p.allowed, fixed, margin))
         budget = s.budgets[sc]
         race_budget = budget if budget is not None else s.budgets["time_100"]
-        bonus = race_credit(len(methods), pick, margin)
+        bonus = race_credit(len(methods), top, MARGIN)
         order = portfolio(q[:, 1] + bonus, p.allowed, methods, fixed, plan.portfolio)
         race = race_outcome(s, sc, order, plan, float(race_budget or 0.0), q[:, 1] + bonus, bonus)
         full = _method_run(s, REFERENCE_METHOD)
         row = regrets[sc][s.group]
         row["oracle"].append(0.0)
-        row["metamodel"].append(100 * (oracle - outcomes[pick]))
+        row["metamodel"].append(100 * (oracle - outcomes[top]))
         row["race"].append(100 * (oracle - race))
         row["random"].append(100 * (oracle - float(outcomes[feasible].mean())))
         row["best_fixed_rule"].append(100 * (oracle - (outcomes[fixed] if fixed is not None else s.baseline)))

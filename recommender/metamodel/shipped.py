@@ -33,6 +33,7 @@ ALLOWED_GLOBALS = frozenset({
     ("recommender.metamodel.predictor", "Predictor"),
     ("recommender.metamodel.estimators", "MetaModel"),
     ("recommender.metamodel.quality", "QualityModel"),
+    ("recommender.metamodel.rule_gap", "RuleGapModel"),
     ("recommender.metamodel.trees", "CompactQuantiles"),
     ("recommender.metamodel.trees", "TreeEnsemble"),
     *(("recommender.types", name) for name in ("MetaFeatures", "RunResult", "EvalPoint", "Environment",
