@@ -466,7 +466,7 @@ def test_the_shipped_predictor_is_used_only_for_its_own_files_and_never_runs_cod
     tasks = sorted({r.task for r in shipped})[:4]
     (kb / KB_FILE).write_text("".join(json.dumps(r.to_dict()) + "\n" for r in shipped if r.task in tasks))
     path, fitted = write_shipped_predictor()
-    assert path == kb / PREDICTOR_FILE and fitted.quality.width_ > 0
+    assert path == kb / PREDICTOR_FILE and (fitted.quality.widths_ > 0).all()
     key = predictor_module.predictor_key([str(kb / KB_FILE)])
     assert load_shipped_predictor("another-knowledge-base") is None  # stale or foreign: fitted instead
 
@@ -476,7 +476,7 @@ def test_the_shipped_predictor_is_used_only_for_its_own_files_and_never_runs_cod
     monkeypatch.setattr(predictor_module, "fit_predictor", no_fit)
     predictor_module._load.cache_clear()
     loaded = predictor_module.load_predictor()
-    assert loaded.quality.width_ == fitted.quality.width_ and loaded.n_runs == fitted.n_runs
+    assert (loaded.quality.widths_ == fitted.quality.widths_).all() and loaded.n_runs == fitted.n_runs
     rows = [{"metafeatures": r.metafeatures, "method": r.result.method, "params": r.result.params,
              "trainable_params": r.result.trainable_params} for r in shipped if r.task in tasks][:20]
     assert np.array_equal(loaded.quality.predict(rows, [8.0, 12.0]), fitted.quality.predict(rows, [8.0, 12.0]))

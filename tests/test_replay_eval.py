@@ -208,3 +208,27 @@ def test_the_pick_leaves_the_rule_only_for_a_gain_predicted_with_confidence():
     assert pick(np.array([0.0, 0.01, 0.03, 0.5]), allowed, default=0) == 2  # the surest gain, if allowed
     assert pick(np.array([0.0, 0.01, 0.03, 0.5]), allowed, default=3) == 2  # the rule itself not allowed
     assert pick(None, allowed, default=1) == 1  # no model: the rule
+
+
+def test_conformal_widths_follow_the_training_cost():
+    """Errors that grow with the training cost: each third of the costs gets the 80 % quantile of
+    its own held-out errors, and predict applies each width where it belongs."""
+    from recommender.metamodel.quality import QualityModel
+
+    class Zero:  # the quantile model predicts nothing: the errors are |y|, known by hand
+        def fit(self, X, y):
+            return self
+
+        def predict_quantiles(self, X):
+            return np.zeros((len(X), 3))
+
+    model = QualityModel(n_folds=3)
+    model._estimator = lambda n_columns: Zero()
+    rng = np.random.default_rng(0)
+    cost = np.repeat([1.0, 2.0, 3.0], 300)
+    y = rng.uniform(-1, 1, size=900) * cost / 10  # |error| up to 0.1, 0.2, 0.3
+    groups = np.array([f"g{i % 9}" for i in range(900)])
+    edges, widths = model._conformal_widths(np.c_[np.zeros(900), cost], y, groups)
+    assert len(edges) == 2 and widths == pytest.approx([0.08, 0.16, 0.24], abs=0.015)
+    model.width_edges_, model.widths_ = edges, widths
+    assert model.width_at([0.5, 2.0, 9.0]).tolist() == widths.tolist()

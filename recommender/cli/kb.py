@@ -60,8 +60,9 @@ def cmd_kb_calibrate(args: argparse.Namespace) -> int:
     from recommender.metamodel.shipped import write_shipped_predictor
 
     path, predictor = write_shipped_predictor()
-    print(f"wrote {path}: fitted on {predictor.n_runs} runs; 80 % interval conformal width "
-          f"{predictor.quality.width_:.4f}")
+    widths = ", ".join(f"{w:.4f}" for w in predictor.quality.widths_)
+    print(f"wrote {path}: fitted on {predictor.n_runs} runs; 80 % interval conformal widths by third of "
+          f"the training cost: {widths}")
     return 0
 
 
