@@ -249,6 +249,7 @@ class LatencyStats(Record):
     merged: bool = False
     repeats: int = 0
     precision: str = "fp32"  # the precision it was served in
+    paired: bool = False  # timed pass for pass in turn with the base model (their ratio is not noise)
 
 
 @dataclass

@@ -85,7 +85,7 @@ def test_target_score_stops_training(sst2_small):
 def test_tiny_budget_returns_budget_exhausted_not_a_crash(sst2_small):
     from recommender.training import LatencyConfig, serving, train
 
-    serving._BASE_LATENCY_CACHE.clear()  # nothing measured before: the base model would be loaded
+    serving._BASE_MODEL_CACHE.clear()  # nothing loaded before: the base model would be loaded
     result = train(sst2_small, "full_ft", budget=Budget(max_seconds=0.5), latency=LatencyConfig())
     assert result.status == "budget_exhausted"
     assert result.steps >= 1 and result.trainable_params == 22_713_216
@@ -179,3 +179,20 @@ def test_a_regression_head_starts_at_the_mean_training_label(name):
     first_mse = result.curve[0].metrics["mse"]
     # at the mean: the error is about the labels' variance (a head at 0 gives mean^2 + variance)
     assert first_mse < 1.5 * dev.var() + (np.mean(task.train["label"]) - dev.mean()) ** 2, (first_mse, dev.var())
+
+
+def test_latency_is_timed_pass_for_pass_beside_the_base_model(sst2_small):
+    """The base model's latency is measured in turn with the run's own model (same machine
+    state), recorded as paired, and loaded once a process; the merged model is timed alone."""
+    from recommender.metamodel.features import latency_ratio
+    from recommender.training import LatencyConfig, serving, train
+
+    serving._BASE_MODEL_CACHE.clear()
+    latency = LatencyConfig(batch_sizes=(1, 4), max_seconds=0.3)
+    result = train(sst2_small, "lora", budget=Budget(max_steps=2), latency=latency)
+    own = [x for x in result.latency if not x.merged]
+    assert [x.batch_size for x in result.base_latency] == [1, 4] and all(x.paired for x in result.base_latency)
+    assert all(x.paired for x in own) and [x.repeats for x in own] == [x.repeats for x in result.base_latency]
+    assert not any(x.paired for x in result.latency if x.merged)
+    assert len(serving._BASE_MODEL_CACHE) == 1  # kept for the next run of this process
+    assert latency_ratio(result, 1) is not None

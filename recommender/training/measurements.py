@@ -33,7 +33,7 @@ def plan_measurements(settings: RunSettings, run_model: RunModel, clock: Clock) 
         latency_enabled=latency.enabled, latency_batches=tuple(latency.batch_sizes),
         latency_seq_len=seq_len, latency_max_seconds=latency.max_seconds, models_timed=models,
         trainable_params=sum(p.numel() for p in run_model.params),
-        base_model_load=0.0 if not latency.base_model or serving.base_latency_cached() else 1.5)
+        base_model_load=0.0 if not latency.base_model or serving.base_model_loaded() else 1.5)
     return serving, reserve
 
 

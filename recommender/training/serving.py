@@ -13,15 +13,16 @@ from typing import TYPE_CHECKING, Any
 
 from recommender.errors import NotMergeableError
 from recommender.models import load_model
-from recommender.training.latency import measure_latency, synthetic_batch
-from recommender.types import SERVING_BATCH, LatencyStats
+from recommender.training.latency import measure_latency, measure_latency_paired, synthetic_batch
+from recommender.types import SERVING_BATCH
 
 if TYPE_CHECKING:
     from recommender.methods.base import TuningMethod
 
 MERGE_TOLERANCE = 1e-4
-#: base-model latency by (model, device:precision, batch, seq len, threads): measured once a process
-_BASE_LATENCY_CACHE: dict[tuple[str, str, int, int, int], LatencyStats] = {}
+#: the untouched base model last loaded for latency, by (model, device:precision, task type, labels):
+#: kept between runs of a process (one model at a time), so each run times it beside its own model
+_BASE_MODEL_CACHE: dict[tuple[str, str, str, int], Any] = {}
 
 
 @dataclass(frozen=True)
@@ -51,28 +52,38 @@ class Serving:
     tokenizer: Any = None
     save_dir: Path | None = None
 
-    def base_latency_cached(self) -> bool:
-        return any(k[0] == str(self.model_path) and k[1] == self._device_key for k in _BASE_LATENCY_CACHE)
+    def base_model_loaded(self) -> bool:
+        return self._base_key in _BASE_MODEL_CACHE
+
+    @property
+    def _base_key(self) -> tuple[str, str, str, int]:
+        return (str(self.model_path), self._device_key, self.task_type, self.num_labels)
 
     @property
     def _device_key(self) -> str:
         return f"{self.device}:{self.precision}"
 
     def measure(self, model: Any, method: TuningMethod) -> dict[str, Any]:
-        """Latency of ``model`` (and merged, where exact) and of the base model."""
+        """Latency of ``model`` (and merged, where exact) and of the base model, the two timed
+        in turn (:func:`~recommender.training.latency.measure_latency_paired`)."""
         kwargs = dict(seq_len=self.seq_len, vocab_size=model.config.vocab_size, device=self.device,
                       max_seconds=self.latency.max_seconds, deadline=self.deadline, precision=self.precision)
-        stats = [measure_latency(model, batch_size=b, **kwargs) for b in self.latency.batch_sizes]
+        # the base model is a reference, not the run's own measurement: not loaded once the
+        # run's time is up (timed beside the model if it is still in memory from an earlier run)
+        base = self._base_model() if self.latency.base_model and (
+            self.base_model_loaded() or not self._past_deadline()) else None
+        out: dict[str, Any] = {}
+        if base is None:
+            stats = [measure_latency(model, batch_size=b, **kwargs) for b in self.latency.batch_sizes]
+        else:
+            pairs = [measure_latency_paired(model, base, batch_size=b, **kwargs) for b in self.latency.batch_sizes]
+            stats = [own for own, _ in pairs]
+            out["base_latency"] = [reference for _, reference in pairs]
         # nothing to merge for a method without adapters: None (tables print "-")
-        out: dict[str, Any] = {"latency": stats, "mergeable": False if method.uses_adapters else None}
+        out.update({"latency": stats, "mergeable": False if method.uses_adapters else None})
         if method.merge_supported and self.merge_checked(model, method, out):
             stats += [measure_latency(model, batch_size=b, merged=True, **kwargs)
                       for b in self.latency.batch_sizes]
-        if self.latency.base_model and (self.base_latency_cached() or not self._past_deadline()):
-            # the base model is loaded (once) only when some batch size is not cached, and not
-            # at all once the run's time is up: it is a reference, not the run's own measurement
-            base: list[Any] = []
-            out["base_latency"] = [self._base_latency(b, base) for b in self.latency.batch_sizes]
         return out
 
     def _past_deadline(self) -> bool:
@@ -124,22 +135,12 @@ class Serving:
         if self.tokenizer is not None:
             self.tokenizer.save_pretrained(path)
 
-    def _base_latency(self, batch_size: int, loaded: list[Any]) -> LatencyStats:
-        import torch
-
-        key = (str(self.model_path), self._device_key, batch_size, self.seq_len, torch.get_num_threads())
-        if key in _BASE_LATENCY_CACHE:
-            return _BASE_LATENCY_CACHE[key]
-        if not loaded:
-            loaded.append(load_model(self.model_path, self.task_type, self.num_labels).to(self.device))
-        base = loaded[0]
-        stats = measure_latency(base, batch_size=batch_size, seq_len=self.seq_len,
-                                vocab_size=base.config.vocab_size, device=self.device,
-                                max_seconds=self.latency.max_seconds, deadline=self.deadline,
-                                precision=self.precision)
-        if stats.repeats >= 3:  # only a full measurement is worth reusing
-            _BASE_LATENCY_CACHE[key] = stats
-        return stats
+    def _base_model(self) -> Any:
+        if self._base_key not in _BASE_MODEL_CACHE:
+            _BASE_MODEL_CACHE.clear()  # one base model in memory at a time
+            _BASE_MODEL_CACHE[self._base_key] = load_model(self.model_path, self.task_type,
+                                                           self.num_labels).to(self.device)
+        return _BASE_MODEL_CACHE[self._base_key]
 
 
 def _logits(model: Any, batch: dict[str, Any]) -> Any:
