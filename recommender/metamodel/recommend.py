@@ -357,7 +357,7 @@ def _top_pick(predictor: Any, scenario: str, rows: Sequence[dict[str, Any]], can
 
     if not candidates:
         return None, None
-    d = candidates.index(default) if default is not None else None
+    d = next((i for i, c in enumerate(candidates) if c is default), None)
     model = getattr(predictor, "rule_gap", None)
     gaps = model.predict(scenario, rows) if model is not None else None
     if gaps is not None:

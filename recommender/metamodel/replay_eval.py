@@ -207,8 +207,6 @@ def choose(predicted: np.ndarray, allowed: np.ndarray, default: int | None, marg
     """The top pick by a margin on the predicted metric: the robust default (the fixed rule's
     configuration, index ``default``) unless another is predicted better by more than
     ``margin`` (the approach :mod:`~recommender.metamodel.rule_gap` replaced; kept to compare)."""
-    from recommender.metamodel.rule_gap import pick
-
     if default is None:
         return pick(predicted, allowed, None)
     return pick(predicted - predicted[default] - margin, allowed, default)
