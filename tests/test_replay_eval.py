@@ -138,8 +138,8 @@ def test_a_rung_keeps_the_top_pick_unless_a_challenger_clearly_beats_it():
 
 
 def test_a_deployment_running_the_base_models_computation_has_latency_ratio_one():
-    from recommender.metamodel.features import latency_ratio
     from recommender.metamodel.replay_eval import feasible_run
+    from recommender.report import latency_ratio
 
     full = _row("synth_0", 300, "full_ft").result
     full.latency = [LatencyStats(batch_size=1, seq_len=64, p50_ms=15.0, p95_ms=16.0)]  # measured 1.5x: noise

@@ -184,7 +184,7 @@ def test_a_regression_head_starts_at_the_mean_training_label(name):
 def test_latency_is_timed_pass_for_pass_beside_the_base_model(sst2_small):
     """The base model's latency is measured in turn with the run's own model (same machine
     state), recorded as paired, and loaded once a process; the merged model is timed alone."""
-    from recommender.metamodel.features import latency_ratio
+    from recommender.report import latency_ratio
     from recommender.training import LatencyConfig, serving, train
 
     serving._BASE_MODEL_CACHE.clear()

@@ -50,7 +50,7 @@ def report_markdown(rows: Sequence[KnowledgeBaseRow], select: str = "best",
         f"{len(per_task)} tasks have a full_ft run; {what}._",
         "### Each method against full fine-tuning\n\nMedian over tasks [25 %, 75 %]. Quality: final "
         "dev metric minus full_ft's, in points. Time and FLOPs: to the best checkpoint, as a multiple "
-        "of full_ft's. Latency: p50 over the base model (merged where the merge was verified exact).\n\n"
+        "of full_ft's. Latency: p50 over the base model (merged where the merge was verified exact; +0 % for a deployment that runs the base model's own computation -- full, multi-task and TAPT fine-tuning, merged adapters -- whose measured ratio was noise before latency was timed beside the base model).\n\n"
         + summary_markdown(summaries),
         "### UniPELT + prompt tuning against full fine-tuning\n\n" + unipelt_prompt_markdown(per_task),
         "### Coverage\n\n" + coverage_markdown(coverage(rows)),

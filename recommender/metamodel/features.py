@@ -13,7 +13,7 @@ Targets (all per run, NaN when not measured):
 - ``log_memory``: log peak memory (MB);
 - ``latency_ratio_b1`` / ``latency_ratio_bB``: deployed latency (merged where exact) over the
   base model's latency measured in the same run, at batch 1 and at the serving batch; exactly 1
-  for a deployment that runs the base model's own computation (:func:`latency_ratio`).
+  for a deployment that runs the base model's own computation (:func:`~recommender.report.latency_ratio`).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from recommender.report import latency_ratio
 from recommender.types import SERVING_BATCH, TASK_TYPES, MetaFeatures, RunResult  # noqa: F401
 
 #: method-specific hyperparameters with a numeric meaning (others are one-hot or ignored)
@@ -75,32 +76,6 @@ def learned(result: RunResult) -> bool:
     """
     metrics = [p.metric for p in result.curve if p.metric is not None and math.isfinite(p.metric)]
     return bool(metrics) and max(metrics) - metrics[0] > LEARNED_MIN_GAIN
-
-
-def base_equivalent(result: RunResult, batch: int) -> bool:
-    """Whether the deployed model runs the base model's own computation at ``batch``: a method
-    without adapters (full, multi-task, TAPT fine-tuning, head only) or adapters merged exactly."""
-    from recommender.methods import get_method_class
-
-    if any(x.merged and x.batch_size == batch for x in result.latency):
-        return True
-    try:
-        return not get_method_class(result.method).uses_adapters
-    except (KeyError, ValueError):
-        return False
-
-
-def latency_ratio(result: RunResult, batch: int) -> float | None:
-    """Deployed latency over the base model's at ``batch`` (None when either is missing).
-
-    1 by construction for a :func:`base_equivalent` deployment: the base model is timed once
-    per process and the deployed one minutes later, so their measured ratio is noise (on the
-    396 such runs of the knowledge base on 2026-12-06: 0.60-1.65 from the 5th to the 95th
-    percentile, 34 % of them "over 1.1x")."""
-    deployed, base = result.latency_ms(batch), result.base_latency_ms(batch)
-    if not (deployed and base):
-        return None
-    return 1.0 if base_equivalent(result, batch) else deployed / base
 
 
 def run_targets(result: RunResult) -> dict[str, float]:

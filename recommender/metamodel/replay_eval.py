@@ -10,7 +10,7 @@ before its first evaluation; the baseline too when the pick misses a hard constr
   fine-tuning's time to convergence (within 1 % of its best) on that set, in the machine-neutral
   cost of :func:`~recommender.metamodel.quality.point_cost`;
 - ``latency_b1``: deployed latency at batch 1 within 10 % of the base model's (at convergence;
-  :func:`~recommender.metamodel.features.latency_ratio`: 1 for the base model's own computation);
+  :func:`~recommender.report.latency_ratio`: 1 for the base model's own computation);
 - ``params_1m``: at most 1 M trainable parameters (at convergence);
 - ``storage_20``: 20 tasks to serve from :data:`STORAGE_20_MB` of disk (at convergence).
 
@@ -34,10 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from recommender.metamodel.features import latency_ratio
 from recommender.metamodel.rule_gap import RuleGapModel, pick
 from recommender.metamodel.quality import QualityModel, kb_baselines, running_curve, score_at, to_metric
 from recommender.methods.base import REFERENCE_METHOD
+from recommender.report import latency_ratio
 from recommender.search.spaces import holds_defaults
 
 SCENARIOS = ("time_25", "time_50", "time_100", "latency_b1", "params_1m", "storage_20")
