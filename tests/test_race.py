@@ -59,8 +59,8 @@ def test_race_on_a_tiny_real_task_stays_within_its_budget(tmp_path):
     assert [p.top_pick for p in portfolio] == [True, False]  # best predicted first, marked
     start = time.time()
     events = []
-    result = run_race(TINY, storage, "race", config, plan=RacePlan(portfolio=2, eta=2, final_fraction=0.5),
-                      progress=events.append)
+    plan = RacePlan(portfolio=2, eta=2, final_fraction=0.5, min_budget_ratio=0.0)  # race whatever the prediction
+    result = run_race(TINY, storage, "race", config, plan=plan, progress=events.append)
     elapsed = time.time() - start
     assert elapsed <= budget + 10, f"race took {elapsed:.0f}s for a {budget:.0f}s budget"
     study, _ = load_search(storage, "race")
@@ -88,3 +88,24 @@ def test_search_cli_strategy_race_without_a_time_budget_is_one_error_line(tmp_pa
     assert out.returncode != 0
     assert out.stderr.strip().splitlines()[-1].startswith("error:") and "time budget" in out.stderr
     assert "Traceback" not in out.stderr and not (tmp_path / "r.db").exists()
+
+
+def test_a_race_is_run_only_when_the_budget_affords_it():
+    plan = RacePlan(portfolio=3, min_budget_ratio=2.0)
+    assert plan.affordable(100.0, 40.0) and not plan.affordable(100.0, 60.0)
+    assert plan.affordable(100.0, None)  # nothing predicted: race
+    assert not RacePlan(portfolio=1).affordable(100.0, 1.0)  # one configuration: nothing to race
+
+
+@pytest.mark.slow
+def test_a_race_too_tight_for_its_top_pick_trains_the_top_pick_alone(tmp_path):
+    from recommender.search.race import run_race
+    from recommender.search.study import load_search
+
+    storage = f"sqlite:///{tmp_path / 'tight.db'}"
+    config = SearchConfig(methods=("head_only", "lora"), time_budget=40.0, trial_time_budget=40.0,
+                          max_epochs=1.0, evals_per_epoch=2.0, isolation="none")
+    run_race(TINY, storage, "tight", config, plan=RacePlan(portfolio=2, eta=2, min_budget_ratio=1e9))
+    study, _ = load_search(storage, "tight")
+    trials = study.get_trials(deepcopy=False)
+    assert len(trials) == 1 and trials[0].user_attrs.get(TOP_PICK_ATTR) is True

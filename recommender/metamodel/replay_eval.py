@@ -68,6 +68,15 @@ class RacePlan:
     portfolio: int = 3
     eta: int = 3
     final_fraction: float = 0.9
+    #: race only when the budget is at least this many times the top pick's predicted time to
+    #: converge; below it the top pick alone gets the whole budget (set a priori, not tuned: the
+    #: survivor then has 0.9 of the budget for a time predicted to about +-30 %)
+    min_budget_ratio: float = 2.0
+
+    def affordable(self, budget: float, top_pick_cost: float | None) -> bool:
+        """Whether racing is worth its cost here (``top_pick_cost``: predicted time to
+        converge, in the budget's units; None: unknown, race)."""
+        return self.portfolio > 1 and (top_pick_cost is None or budget >= self.min_budget_ratio * top_pick_cost)
 
     def rungs(self, budget: float) -> list[tuple[int, float]]:
         """(configurations, budget each) per rung, the final one included."""
@@ -287,6 +296,7 @@ class Prediction:
     allowed: np.ndarray  # predicted to meet the scenario's constraint
     rule: str | None  # the best fixed rule on the training groups, as applied to this set (:func:`rule_for`)
     gap: np.ndarray | None = None  # (n_runs, 3) predicted difference to the rule's outcome (rule_gap)
+    log_cost: np.ndarray | None = None  # (n_runs,) predicted log cost to converge (the median)
 
 
 def replay_predictions(kb_rows: Sequence[Any], *, quality_kwargs: dict[str, Any] | None = None,
@@ -307,15 +317,17 @@ def replay_predictions(kb_rows: Sequence[Any], *, quality_kwargs: dict[str, Any]
         gaps = RuleGapModel().fit(train_sets, rankings)
         for s in (s for s in sets if s.group == group):
             rows = prediction_rows(s.runs)
-            ratio = None
-            if meta is not None and "latency_ratio_b1" in meta.models_:
-                ratio = meta.predict(rows)["latency_ratio_b1"][:, LATENCY_QUANTILE]
+            ratio = cost = None
+            if meta is not None:
+                predicted = meta.predict(rows)
+                ratio = predicted["latency_ratio_b1"][:, LATENCY_QUANTILE] if "latency_ratio_b1" in predicted else None
+                cost = predicted["log_cost"][:, 1] if "log_cost" in predicted else None
             for sc in SCENARIOS:
                 budget = s.budgets[sc]
                 log_cost = math.log(budget) if budget is not None else quality.convergence_log_cost()
                 q = to_metric(quality.predict(rows, [log_cost])[:, 0, :], s.baseline, s.runs[0].result.metric_name)
                 out.append(Prediction(s, sc, q, predicted_feasible(s, sc, ratio), rule_for(s, rankings[sc]),
-                                      gaps.predict(sc, rows)))
+                                      gaps.predict(sc, rows), cost))
     return out
 
 
@@ -350,8 +362,12 @@ def evaluate_scenarios(kb_rows: Sequence[Any], *, plan: RacePlan | None = None, 
         budget = s.budgets[sc]
         race_budget = budget if budget is not None else s.budgets["time_100"]
         bonus = race_credit(len(methods), top, MARGIN)
-        order = portfolio(q[:, 1] + bonus, p.allowed, methods, fixed, plan.portfolio)
-        race = race_outcome(s, sc, order, plan, float(race_budget or 0.0), q[:, 1] + bonus, bonus)
+        top_cost = None if p.log_cost is None or not np.isfinite(p.log_cost[top]) else math.exp(p.log_cost[top])
+        if plan.affordable(float(race_budget or 0.0), top_cost):
+            order = portfolio(q[:, 1] + bonus, p.allowed, methods, fixed, plan.portfolio)
+            race = race_outcome(s, sc, order, plan, float(race_budget or 0.0), q[:, 1] + bonus, bonus)
+        else:  # too tight to race: the top pick trains with the whole budget
+            race = race_outcome(s, sc, [top], RacePlan(portfolio=1), float(race_budget or 0.0), q[:, 1], bonus)
         full = _method_run(s, REFERENCE_METHOD)
         row = regrets[sc][s.group]
         row["oracle"].append(0.0)
@@ -366,7 +382,8 @@ def evaluate_scenarios(kb_rows: Sequence[Any], *, plan: RacePlan | None = None, 
     scenarios = [_summarise(sc, regrets[sc], covered[sc], rules[sc], n_boot, rng) for sc in SCENARIOS]
     return {"scenarios": scenarios, "n_sets": len({id(p.set) for p in predictions}),
             "n_groups": len({p.set.group for p in predictions}),
-            "race_plan": {"portfolio": plan.portfolio, "eta": plan.eta, "final_fraction": plan.final_fraction},
+            "race_plan": {"portfolio": plan.portfolio, "eta": plan.eta, "final_fraction": plan.final_fraction,
+                          "min_budget_ratio": plan.min_budget_ratio},
             "margin": margin}
 
 

@@ -37,6 +37,7 @@ class RaceEntry:
 
     params: dict[str, Any]
     top_pick: bool = False
+    predicted_time_s: float | None = None  # to converge on this machine (the meta-model's median)
 
 
 class RacePruner:
@@ -99,7 +100,8 @@ def race_portfolio(task: Any, methods: list[str], config: SearchConfig, size: in
         if len(chosen) < size and c.method not in {x.method for x in chosen}:
             chosen.append(c)
     chosen.sort(key=lambda c: c.rank)
-    out = [RaceEntry({**default_trial_params(c.method), **trial_params(c.method, c.params)}, top_pick=k == 0)
+    out = [RaceEntry({**default_trial_params(c.method), **trial_params(c.method, c.params)}, top_pick=k == 0,
+                     predicted_time_s=c.predicted_time_s)
            for k, c in enumerate(chosen)]
     return out or [RaceEntry(default_trial_params(m)) for m in methods[:size]]
 
@@ -153,10 +155,14 @@ def run_race(task_ref: TaskRef | str, storage: str | None, study_name: str, conf
     per_trial_floor = STARTUP_ESTIMATE[config.isolation] + MIN_TRIAL_SECONDS / 2 + END_MARGIN_S + 1
     size = plan.portfolio
     left = deadline - time.time()
-    while size > 1 and min(each for _, each in RacePlan(size, plan.eta, plan.final_fraction).rungs(left)) < per_trial_floor:
+    while size > 1 and min(each for _, each in dataclasses.replace(plan, portfolio=size).rungs(left)) < per_trial_floor:
         size -= 1  # too little time for this many: race fewer
-    plan = RacePlan(size, plan.eta, plan.final_fraction)
+    plan = dataclasses.replace(plan, portfolio=size)
     alive = race_portfolio(task_ref.load(), methods, config, size, storage)
+    if alive and not plan.affordable(left, alive[0].predicted_time_s):
+        # the top pick is predicted to need more than 1/min_budget_ratio of the budget: racing
+        # would take time it needs (the replay evaluation's finding); it trains alone
+        alive, plan = alive[:1], dataclasses.replace(plan, portfolio=1)
     study.sampler = make_sampler(config)
     rungs = plan.rungs(left)
     with trial_processes():
