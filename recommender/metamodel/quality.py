@@ -292,10 +292,10 @@ class QualityModel:
         width = self.width_at(costs)
         q[..., 0] -= width
         q[..., -1] += width
-        # the best score so far only rises with the budget, so does each of its quantiles: a
-        # wider interval at a larger cost keeps the lower end it had at a smaller one
-        q[..., 0] = np.maximum.accumulate(q[..., 0], axis=1)
-        return q
+        # the best score so far only rises with the budget, so does each of its quantiles: an
+        # interval at a larger cost keeps the ends it had at a smaller one (the widths per cost
+        # bin need not rise from bin to bin)
+        return np.maximum.accumulate(q, axis=1)
 
     def feature_importance(self, kb_rows: Sequence[Any], n_rows: int = 400, seed: int = 0) -> dict[str, float]:
         """Permutation importance of each task and configuration feature for the median quality."""
