@@ -198,7 +198,6 @@ def test_warm_start_replay_runs_leave_one_task_out(kb_rows):
 
 def test_recommendation_ranks_feasible_first_and_respects_a_tight_latency_budget(predictor, rte):
     from recommender.metamodel.recommend import recommend
-
     from recommender.types import MIN_P_MEETS
 
     loose = recommend(rte, UserBudgets(), model=predictor, top=20)

@@ -182,6 +182,7 @@ def test_the_top_pick_leaves_the_rules_configuration_only_for_a_clear_predicted_
 
 
 def test_the_rule_gap_model_learns_each_configurations_difference_to_the_rule(synthetic_kb):
+    from recommender.metamodel.evaluate import prediction_rows
     from recommender.metamodel.replay_eval import method_ranking, rule_run, task_sets
     from recommender.metamodel.rule_gap import RuleGapModel
 
@@ -189,8 +190,7 @@ def test_the_rule_gap_model_learns_each_configurations_difference_to_the_rule(sy
     rankings = {sc: method_ranking(sets, sc) for sc in ("time_25", "time_100")}
     assert rankings["time_25"][0] == "lora" and rankings["time_100"][0] == "full_ft"
     model = RuleGapModel(min_samples_leaf=1).fit(sets, rankings).compact()
-    rows = [{"metafeatures": r.metafeatures, "method": r.result.method, "params": r.result.params,
-             "trainable_params": r.result.trainable_params} for r in sets[0].runs]
+    rows = prediction_rows(sets[0].runs)
     at_100 = dict(zip([r["method"] for r in rows], model.predict("time_100", rows)[:, 1], strict=True))
     # identical curves on every task: full_ft 0.90, lora 0.80, head_only 0.55 at convergence
     assert at_100 == pytest.approx({"full_ft": 0.0, "lora": -0.10, "head_only": -0.35}, abs=0.01)

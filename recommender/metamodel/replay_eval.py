@@ -34,8 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from recommender.metamodel.rule_gap import RuleGapModel, pick
 from recommender.metamodel.quality import QualityModel, kb_baselines, running_curve, score_at, to_metric
+from recommender.metamodel.rule_gap import RuleGapModel, pick
 from recommender.methods.base import REFERENCE_METHOD
 from recommender.report import latency_ratio
 from recommender.search.spaces import holds_defaults

@@ -43,6 +43,7 @@ class RuleGapModel:
     def fit(self, sets: Sequence[Any], rankings: Mapping[str, Sequence[str]]) -> RuleGapModel:
         """``sets``: :class:`~recommender.metamodel.replay_eval.TaskSet`; ``rankings``: each
         scenario's fixed-rule ranking of methods (:func:`~recommender.metamodel.replay_eval.method_ranking`)."""
+        from recommender.metamodel.evaluate import prediction_rows
         from recommender.metamodel.quantile_gbm import QuantileGradientBoosting
         from recommender.metamodel.replay_eval import rule_run
 
@@ -55,7 +56,7 @@ class RuleGapModel:
                 if fixed is None:
                     continue
                 outcomes = s.outcomes(scenario)
-                X.append(self._matrix([_row_of(r) for r in s.runs]))
+                X.append(self._matrix(prediction_rows(s.runs)))
                 y.append(outcomes - outcomes[fixed])
             if len(X) < 3:
                 continue  # too few sets to learn a difference from: the rule stands
@@ -96,8 +97,3 @@ def pick(lower_gain: np.ndarray | None, allowed: np.ndarray, default: int | None
     if default is None or default not in idx or lower_gain[best] > 0:
         return best
     return default
-
-
-def _row_of(run: Any) -> dict[str, Any]:
-    return {"metafeatures": run.metafeatures, "method": run.result.method, "params": run.result.params,
-            "trainable_params": run.result.trainable_params}
