@@ -8,8 +8,9 @@ the replay scores them, in metric units). Task effects cancel in the difference,
 the pick needs: :func:`pick` leaves the rule only for the configuration whose 10 % quantile of
 the difference is highest and above zero, a gain predicted with 90 % confidence.
 
-Chosen by the replay evaluation over keeping the rule unless another configuration's predicted
-metric is 5 points higher (README of the knowledge base, "Evaluation by replay").
+Compared by the replay evaluation with keeping the rule unless another configuration's predicted
+metric is 5 points higher: a tie within noise on three knowledge bases (README, "How well the
+meta-model recommends"); shipped because its one threshold was not chosen on the evaluation's folds.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from recommender.metamodel.features import config_vector, task_vector
+from recommender.metamodel.features import design_matrix
 
 #: the quantiles predicted; the pick reads the first (a gain with 90 % confidence)
 QUANTILES = (0.1, 0.5, 0.9)
@@ -67,9 +68,7 @@ class RuleGapModel:
         return self
 
     def _matrix(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        return np.array([[*task_vector(r["metafeatures"]).values(),
-                          *config_vector(r["method"], r["params"], self.methods_, r.get("trainable_params")).values()]
-                         for r in rows], dtype=float).reshape(len(rows), -1)
+        return design_matrix(rows, self.methods_)[1]
 
     def predict(self, scenario: str, rows: Sequence[Mapping[str, Any]]) -> np.ndarray | None:
         """(n_rows, 3) predicted differences to the rule's outcome (None: no model for ``scenario``)."""
@@ -89,7 +88,8 @@ class RuleGapModel:
 def pick(lower_gain: np.ndarray | None, allowed: np.ndarray, default: int | None) -> int:
     """The top pick: the ``allowed`` configuration with the highest lower bound of its gain over
     the rule if that bound is above zero, else the rule's configuration ``default`` (else, with
-    no default allowed, the highest lower bound)."""
+    no default allowed, the highest lower bound; with neither a model nor a default, the first
+    allowed configuration)."""
     idx = np.flatnonzero(allowed) if allowed.any() else np.arange(len(allowed))
     if lower_gain is None:
         return default if default is not None and default in idx else int(idx[0])
