@@ -325,15 +325,17 @@ def section_scenarios(params: dict[str, Any], out: dict[str, Any], tables: list[
             v = pol.get(name)
             return "-" if v is None else f"{v['regret']:.2f} [{v['ci90'][0]:.1f}, {v['ci90'][1]:.1f}]"
         diff = (pol.get("metamodel") or {}).get("vs_best_fixed_rule", {})
-        body.append([s["name"], cell("metamodel"), cell("race"), f"{cell('best_fixed_rule')} ({s['best_fixed_rule_method']})",
+        body.append([s["name"], cell("metamodel"), cell("race"), cell("race_ceiling"),
+                     f"{cell('best_fixed_rule')} ({s['best_fixed_rule_method']})",
                      cell("always_full_ft"), cell("random"),
                      f"{diff.get('diff', 0):+.2f} [{diff.get('ci90', [0, 0])[0]:.1f}, {diff.get('ci90', [0, 0])[1]:.1f}]",
                      fmt(s["gap_closed"]["metamodel"], ".2f"), fmt(s["gap_closed"]["race"], ".2f"),
+                     fmt(s["gap_closed"]["race_ceiling"], ".2f"),
                      fmt(s["coverage80"], ".2f")])
     lines = [f"(s) Budgeted scenarios by replay on {rel(path)}: {len(rows)} runs, {result['n_groups']} held-out "
              f"groups, {result['n_sets']} sets; fitted in {fitted_s:.0f}s" + (f"; {note}" if note else ""),
-             table(["scenario", "metamodel", "race", "best fixed rule", "always full_ft", "random",
-                    "meta - fixed", "gap closed (meta)", "gap closed (race)", "coverage80"], body),
+             table(["scenario", "metamodel", "race", "race ceiling", "best fixed rule", "always full_ft", "random",
+                    "meta - fixed", "gap closed (meta)", "gap closed (race)", "(ceiling)", "coverage80"], body),
              "metamodel regret with a margin on the predicted metric instead: " + json.dumps(margins),
              "race regret by plan: " + json.dumps(plans)]
     if cfg.get("write_kb_files", True):

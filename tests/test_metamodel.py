@@ -147,6 +147,57 @@ def test_time_to_convergence_is_learned_only_from_runs_that_learned(fitted, kb_r
     assert np.isfinite(fitted.targets_["log_cost"]).sum() <= is_learned.sum() < len(is_learned)
 
 
+def test_time_to_converge_scales_with_the_training_set_beyond_the_knowledge_base(fitted):
+    """The cost is learned as log cost - b log n_train: ten times the data of any past run
+    predicts 10**b times the time to converge (trees alone would predict the largest size measured)."""
+    import dataclasses
+    import math
+
+    import numpy as np
+
+    from recommender.metamodel.estimators import SIZE_SCALED_TARGETS, _log_n_train
+    from recommender.metamodel.features import run_targets
+
+    assert "log_cost" in SIZE_SCALED_TARGETS and 0.0 <= fitted.size_exponent_ <= 1.5
+    b = fitted.size_exponent_
+    idx = int(np.flatnonzero(np.isfinite(fitted.targets_["log_cost"]))[0])
+    row = fitted.rows_[idx]
+    scaled = run_targets(row["result"])["log_cost"] - b * math.log(row["metafeatures"].n_train)
+    assert fitted.targets_["log_cost"][idx] == pytest.approx(scaled)
+    largest = max(r["metafeatures"].n_train for r in fitted.rows_)
+    rows = [{**row, "metafeatures": dataclasses.replace(row["metafeatures"], n_train=n)}
+            for n in (largest * 10, largest * 100)]
+    cost = fitted.predict(rows)["log_cost"]
+    assert cost[1] - cost[0] == pytest.approx(np.full(3, b * math.log(10)))
+    learned_part = fitted.models_["log_cost"].predict_quantiles(fitted.matrix(rows))
+    assert np.allclose(cost - b * _log_n_train(rows)[:, None], learned_part)
+
+
+def test_size_exponent_is_the_median_slope_over_configurations_measured_at_several_sizes():
+    import math
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from recommender.metamodel.estimators import DEFAULT_SIZE_EXPONENT, size_exponent
+
+    def row(task, method, lr, n):
+        return {"task": task, "method": method, "params": {"learning_rate": lr},
+                "metafeatures": SimpleNamespace(n_train=n)}
+
+    rows = [row("a", "lora", 1e-3, 500), row("a", "lora", 1e-3, 2000),  # slope 0.5
+            row("b", "full_ft", 1e-4, 500), row("b", "full_ft", 1e-4, 2000),  # slope 1
+            row("c", "ia3", 1e-2, 500), row("c", "ia3", 1e-2, 2000), row("c", "ia3", 1e-2, 8000),  # slope 0.25
+            row("a", "lora", 3e-3, 500)]  # one size only: no slope
+    cost = np.array([0.0, 0.5 * math.log(4), 1.0, 1.0 + math.log(4), 2.0, 2.0 + 0.25 * math.log(4),
+                     2.0 + 0.25 * math.log(16), 5.0])
+    assert size_exponent(rows, cost) == pytest.approx(0.5)
+    cost[1] = np.nan  # a run that never learned has no cost: its configuration drops out
+    assert size_exponent(rows, cost) == pytest.approx((1.0 + 0.25) / 2)
+    assert size_exponent(rows[:2] + rows[-1:], np.array([1.0, 9.0, 2.0])) == pytest.approx(1.5)  # clipped
+    assert size_exponent(rows[-1:], np.array([1.0])) == DEFAULT_SIZE_EXPONENT
+
+
 def test_meta_model_learns_from_the_users_storage_and_refits_when_it_grows(kb_rows, tmp_path,
                                                                            copy_runs_into_storage):
     from recommender.metamodel.recommend import load_metamodel

@@ -80,6 +80,8 @@ def test_replay_evaluation_gives_the_known_regrets_per_scenario(evaluation):
     assert pol["random"]["regret"] == pytest.approx((18 + 0 + 23) / 3, abs=1e-3)
     # the race: lora (the rule) and one other for 50 each (lora 0.70 at 5 s), lora again for 100: 0.75
     assert pol["race"]["regret"] == pytest.approx(3.0)
+    # its ceiling: the best of that portfolio trained alone with the whole budget (lora, 0.78)
+    assert pol["race_ceiling"]["regret"] == pytest.approx(0.0)
     t100 = _scenario(evaluation, "time_100")
     assert t100["best_fixed_rule_method"] == "full_ft" and t100["policies"]["always_full_ft"]["regret"] == 0
     lat = _scenario(evaluation, "latency_b1")  # lora is 1.3x the base latency: the baseline when picked
@@ -97,7 +99,9 @@ def test_replay_evaluation_reports_intervals_gap_closed_and_coverage(evaluation)
             if p is not None:
                 assert p["ci90"][0] <= p["regret"] + 1e-9 <= p["ci90"][1] + 2e-9, (s["name"], name)
         assert 0.0 <= s["coverage80"] <= 1.0
-        assert set(s["gap_closed"]) == {"metamodel", "race"}
+        assert set(s["gap_closed"]) == {"metamodel", "race", "race_ceiling"}
+        # no race over a portfolio beats that portfolio's best member trained with the whole budget
+        assert s["policies"]["race_ceiling"]["regret"] <= s["policies"]["race"]["regret"] + 1e-9
     # identical tasks: every bootstrap resample has the same mean, the interval is a point
     t25 = _scenario(evaluation, "time_25")["policies"]["always_full_ft"]
     assert t25["ci90"] == pytest.approx([18.0, 18.0])

@@ -17,6 +17,8 @@ before its first evaluation; the baseline too when the pick misses a hard constr
 Policies: ``metamodel`` (the recommendation's top pick), ``race`` (a portfolio from the
 meta-model raced by successive halving inside the same budget, :class:`RacePlan`; in the
 scenarios without a time budget it gets 100 % of full fine-tuning's time to convergence),
+``race_ceiling`` (the best of the race's portfolio trained alone with the whole budget: a race
+that picks perfectly at no cost, the most any race over that portfolio could reach),
 ``best_fixed_rule`` (the one method with the lowest mean regret on the training groups in that
 scenario), ``always_full_ft`` (where full fine-tuning can be feasible), ``random`` (expected
 outcome of a uniformly random feasible configuration) and ``oracle``. Per scenario: mean regret
@@ -42,7 +44,7 @@ from recommender.search.spaces import holds_defaults
 
 SCENARIOS = ("time_25", "time_50", "time_100", "latency_b1", "params_1m", "storage_20")
 TIME_FRACTIONS = {"time_25": 0.25, "time_50": 0.5, "time_100": 1.0}
-POLICIES = ("metamodel", "race", "best_fixed_rule", "always_full_ft", "random", "oracle")
+POLICIES = ("metamodel", "race", "race_ceiling", "best_fixed_rule", "always_full_ft", "random", "oracle")
 LATENCY_SLACK = 1.10
 MAX_PARAMS = 1_000_000
 N_TASKS = 20
@@ -363,8 +365,10 @@ def evaluate_scenarios(kb_rows: Sequence[Any], *, plan: RacePlan | None = None, 
         race_budget = budget if budget is not None else s.budgets["time_100"]
         bonus = race_credit(len(methods), top, MARGIN)
         top_cost = None if p.log_cost is None or not np.isfinite(p.log_cost[top]) else math.exp(p.log_cost[top])
+        order = portfolio(q[:, 1] + bonus, p.allowed, methods, fixed, plan.portfolio)
+        ceiling = max(race_outcome(s, sc, [i], RacePlan(portfolio=1), float(race_budget or 0.0), q[:, 1])
+                      for i in order)
         if plan.affordable(float(race_budget or 0.0), top_cost):
-            order = portfolio(q[:, 1] + bonus, p.allowed, methods, fixed, plan.portfolio)
             race = race_outcome(s, sc, order, plan, float(race_budget or 0.0), q[:, 1] + bonus, bonus)
         else:  # too tight to race: the top pick trains with the whole budget
             race = race_outcome(s, sc, [top], RacePlan(portfolio=1), float(race_budget or 0.0), q[:, 1], bonus)
@@ -373,6 +377,7 @@ def evaluate_scenarios(kb_rows: Sequence[Any], *, plan: RacePlan | None = None, 
         row["oracle"].append(0.0)
         row["metamodel"].append(100 * (oracle - outcomes[top]))
         row["race"].append(100 * (oracle - race))
+        row["race_ceiling"].append(100 * (oracle - ceiling))
         row["random"].append(100 * (oracle - float(outcomes[feasible].mean())))
         row["best_fixed_rule"].append(100 * (oracle - (outcomes[fixed] if fixed is not None else s.baseline)))
         if full is not None and _full_ft_possible(sc):
@@ -427,7 +432,7 @@ def _summarise(name: str, by_group: dict[str, dict[str, list[float]]], covered: 
             "diff": _r(np.nanmean(diff)), "ci90": [_r(np.percentile(boot, 5)), _r(np.percentile(boot, 95))]}
     gap = policies["best_fixed_rule"]["regret"] if policies.get("best_fixed_rule") else None
     gap_closed = {p: (None if not gap or policies.get(p) is None else _r(1 - policies[p]["regret"] / gap))
-                  for p in ("metamodel", "race")}
+                  for p in ("metamodel", "race", "race_ceiling")}
     common = max(set(rules), key=rules.count) if rules else None
     return {"name": name, "policies": policies, "gap_closed": gap_closed,
             "coverage80": _r(float(np.mean(covered))) if covered else None,
