@@ -236,3 +236,21 @@ def test_conformal_widths_follow_the_training_cost():
     assert len(edges) == 2 and widths == pytest.approx([0.08, 0.16, 0.24], abs=0.015)
     model.width_edges_, model.widths_ = edges, widths
     assert model.width_at([0.5, 2.0, 9.0]).tolist() == widths.tolist()
+
+
+def test_a_curve_is_replayed_on_the_scale_of_its_final_score():
+    """The curve is measured on a monitor subset, the best checkpoint on the whole dev set: a
+    budget that reaches the best checkpoint scores the final metric, with or without a time budget."""
+    import dataclasses
+
+    from recommender.metamodel.replay_eval import TaskSet, final_score_at
+
+    row = _row("synth_0", 300, "lora")  # curve 0.70 .. 0.80 at 50 .. 400 GFLOP-equivalents
+    result = dataclasses.replace(row.result, best_metric=0.77)  # the whole dev set: 3 points lower
+    assert final_score_at(result, 10.0, 0.5) == 0.5  # before the first evaluation: the baseline
+    assert final_score_at(result, 100.0, 0.5) == pytest.approx(0.75 - 0.03)
+    assert final_score_at(result, 1e9, 0.5) == pytest.approx(0.77)
+    shifted = dataclasses.replace(row, result=result)
+    s = TaskSet("synth_0", ("fp", 300), [shifted], 0.5, {"time_100": 1e9, "params_1m": None})
+    assert s.outcomes("time_100")[0] == pytest.approx(0.77)
+    assert s.outcomes("params_1m")[0] == pytest.approx(0.77)
