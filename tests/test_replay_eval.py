@@ -243,13 +243,15 @@ def test_a_curve_is_replayed_on_the_scale_of_its_final_score():
     budget that reaches the best checkpoint scores the final metric, with or without a time budget."""
     import dataclasses
 
-    from recommender.metamodel.replay_eval import TaskSet, final_score_at
+    from recommender.metamodel.quality import running_curve, score_at
+    from recommender.metamodel.replay_eval import TaskSet
 
     row = _row("synth_0", 300, "lora")  # curve 0.70 .. 0.80 at 50 .. 400 GFLOP-equivalents
     result = dataclasses.replace(row.result, best_metric=0.77)  # the whole dev set: 3 points lower
-    assert final_score_at(result, 10.0, 0.5) == 0.5  # before the first evaluation: the baseline
-    assert final_score_at(result, 100.0, 0.5) == pytest.approx(0.75 - 0.03)
-    assert final_score_at(result, 1e9, 0.5) == pytest.approx(0.77)
+    assert running_curve(result)[1] == pytest.approx([0.67, 0.72, 0.75, 0.77])
+    assert score_at(result, 10.0, 0.5) == 0.5  # before the first evaluation: the baseline
+    assert score_at(result, 100.0, 0.5) == pytest.approx(0.75 - 0.03)
+    assert score_at(result, 1e9, 0.5) == pytest.approx(0.77)
     shifted = dataclasses.replace(row, result=result)
     s = TaskSet("synth_0", ("fp", 300), [shifted], 0.5, {"time_100": 1e9, "params_1m": None})
     assert s.outcomes("time_100")[0] == pytest.approx(0.77)

@@ -137,14 +137,21 @@ def kb_baselines(kb_rows: Sequence[Any]) -> dict[tuple[str, int], float]:
 
 
 def running_curve(result: RunResult) -> tuple[np.ndarray, np.ndarray]:
-    """(cost, best score so far) at each evaluation, in cost order."""
+    """(cost, best score so far) at each evaluation, in cost order, on the scale of the final
+    score: the curve is measured on a fixed monitor subset of the dev set and the best
+    checkpoint on the whole of it (``best_metric``), so the curve is shifted by their difference
+    at the best checkpoint -- a run scores its ``best_metric`` once it has converged, whether a
+    budget is given or not."""
     points = [(point_cost(result, p), float(p.metric)) for p in result.curve
               if p.metric is not None and math.isfinite(p.metric)]
     points.sort()
     if not points:
         return np.zeros(0), np.zeros(0)
     cost = np.array([c for c, _ in points])
-    return cost, np.maximum.accumulate(np.array([m for _, m in points]))
+    best = np.maximum.accumulate(np.array([m for _, m in points]))
+    if result.has_metric:
+        best = best + (float(result.best_metric) - best[-1])
+    return cost, best
 
 
 def score_at(result: RunResult, cost: float, baseline: float) -> float:

@@ -3,8 +3,8 @@
 Every (task, size) set in a held-out task group is a user with a budget. A policy picks one
 measured configuration (or, for the race, several in turn); its outcome is the best dev score
 that configuration's *recorded* learning curve had reached within the budget, on the scale of
-its final score (:func:`final_score_at`; the baseline before its first evaluation, and when the
-pick misses a hard constraint). Regret
+its final score (:func:`~recommender.metamodel.quality.running_curve`; the baseline before its
+first evaluation, and when the pick misses a hard constraint). Regret
 = the oracle's outcome minus the policy's, in metric points (x 100). Scenarios:
 
 - ``time_25`` / ``time_50`` / ``time_100``: a training budget of 25 / 50 / 100 % of full
@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from recommender.metamodel.quality import QualityModel, kb_baselines, running_curve, to_metric
+from recommender.metamodel.quality import QualityModel, kb_baselines, running_curve, score_at, to_metric
 from recommender.metamodel.rule_gap import RuleGapModel, pick
 from recommender.methods.base import REFERENCE_METHOD
 from recommender.report import latency_ratio
@@ -116,23 +116,9 @@ class TaskSet:
             elif budget is None:
                 out.append(float(run.result.best_metric))
             else:
-                out.append(final_score_at(run.result, budget, self.baseline))
+                out.append(score_at(run.result, budget, self.baseline))
         return np.array(out)
 
-
-def final_score_at(result: Any, cost: float, baseline: float) -> float:
-    """The score a run had reached by ``cost``, on the scale of its final score: the curve is
-    measured on a fixed monitor subset of the dev set and the best checkpoint is scored on the
-    whole of it (``best_metric``), so the curve is shifted by their difference at the best
-    checkpoint -- a converged run scores ``best_metric`` whether a scenario has a time budget
-    or not (the baseline before its first evaluation)."""
-    costs, best = running_curve(result)
-    reached = np.flatnonzero(costs <= cost * (1 + 1e-9))
-    if not len(reached):
-        return baseline
-    final = result.best_metric
-    offset = float(final) - float(best[-1]) if final is not None and math.isfinite(final) else 0.0
-    return float(best[reached[-1]]) + offset
 
 
 def storage_mb(result: Any, n_tasks: int = N_TASKS) -> float:
@@ -251,7 +237,7 @@ def race_outcome(s: TaskSet, scenario: str, order: Sequence[int], plan: RacePlan
     best = -math.inf
     for n, each in plan.rungs(budget):
         alive = alive[:n]
-        scores = {i: final_score_at(s.runs[i].result, each, s.baseline) for i in alive}
+        scores = {i: score_at(s.runs[i].result, each, s.baseline) for i in alive}
         for i, value in scores.items():
             if feasible[i]:
                 best = max(best, value)
