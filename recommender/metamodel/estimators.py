@@ -8,6 +8,7 @@ scikit-learn.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -169,8 +170,6 @@ def size_exponent(rows: Sequence[dict[str, Any]], log_cost: np.ndarray, default:
     """How the cost to converge grows with the training set: the median over configurations
     (task, method, hyperparameters) measured at two or more sizes of the slope of log cost
     against log size, clipped to [0, 1.5]; ``default`` when no configuration was."""
-    import json
-
     by_config: dict[tuple[str, str, str], dict[int, list[float]]] = {}
     for row, cost in zip(rows, log_cost, strict=True):
         if np.isfinite(cost):

@@ -120,7 +120,6 @@ class TaskSet:
         return np.array(out)
 
 
-
 def storage_mb(result: Any, n_tasks: int = N_TASKS) -> float:
     """Disk to serve ``n_tasks`` tasks with this method: a full model each, one shared model
     (multi-task), or one base model plus an adapter per task (the method knows which)."""
