@@ -355,7 +355,7 @@ def test_rank_follows_the_shown_metric_and_the_budget_changes_it(predictor, rte)
     # a short budget inside the knowledge base's cost range on *this* machine (a fixed 60 s is
     # past convergence for every method on a fast CI machine, and would change nothing)
     low, high = predictor.quality.log_cost_range_
-    seconds = math.exp(low + 0.3 * (high - low)) / long.hardware["matmul_gflops"]
+    seconds = math.exp(low + 0.3 * (high - low)) / long.hardware["train_gflops"]
     short = recommend(rte, UserBudgets(time_budget_s=seconds), model=predictor, top=50, explain=False)
     for rec in (short, long):
         feasible = [c for c in rec.candidates if c.feasible]
@@ -486,7 +486,7 @@ def test_a_budget_too_short_to_beat_the_constant_predictor_is_said_plainly(predi
 
     roomy = recommend(rte, UserBudgets(time_budget_s=3600), model=predictor, top=3, explain=False)
     # half the cheapest training any knowledge-base run had done before its first evaluation, here
-    seconds = 0.5 * math.exp(predictor.quality.log_cost_range_[0]) / roomy.hardware["matmul_gflops"]
+    seconds = 0.5 * math.exp(predictor.quality.log_cost_range_[0]) / roomy.hardware["train_gflops"]
     rec = recommend(rte, UserBudgets(time_budget_s=seconds), model=predictor, top=3, explain=False)
     assert all((c.predicted_gain or 0) < MIN_USEFUL_GAIN for c in rec.candidates)
     warning = next(w for w in rec.warnings if w.startswith("nothing is predicted to beat a constant predictor"))
@@ -603,3 +603,42 @@ def test_a_warm_recommendation_imports_no_heavy_library(tmp_path):
     assert warm.returncode == 0, warm.stderr
     assert warm.stdout == warm_up.stdout  # the same answer
     assert warm.stderr.strip().splitlines()[-1] == "[]", warm.stderr
+
+
+def test_a_training_second_is_worth_the_matmul_speed_of_the_precision_it_ran_in():
+    """Costs are seconds x the run machine's matmul GFLOP/s *in the run's precision*: a bf16 run
+    on a CPU where bf16 is 2x faster is not 2x cheaper work, and this machine's seconds come from
+    the precision it would train in."""
+    import dataclasses
+    import math
+
+    from recommender.metamodel.calibration import BF16_MATMUL_SPEEDUP, peak_gflops
+    from recommender.metamodel.features import run_gflops, run_targets
+    from recommender.metamodel.quality import point_cost
+    from recommender.training.environment import calibrate
+    from recommender.training.precision import resolve_precision
+    from recommender.types import Environment, EvalPoint, RunResult
+
+    assert peak_gflops({"matmul_gflops": 10.0, "matmul_gflops_bf16": 25.0}, "fp32") == 10.0
+    assert peak_gflops({"matmul_gflops": 10.0, "matmul_gflops_bf16": 25.0}, "bf16") == 25.0
+    assert peak_gflops({"matmul_gflops": 10.0}, "bf16") == pytest.approx(10.0 * BF16_MATMUL_SPEEDUP)  # older rows
+    for junk in ({}, None, {"matmul_gflops": float("nan")}, {"matmul_gflops": -1}, {"matmul_gflops": "fast"}):
+        assert peak_gflops(junk, "fp32") is None
+
+    env = Environment(device="cpu", cpu="x", gpu=None, threads=1, platform="p", python="3.11", packages={},
+                      calibration={"matmul_gflops": 10.0, "matmul_gflops_bf16": 25.0})
+    point = EvalPoint(step=10, epoch=1.0, train_seconds=4.0, wall_seconds=5.0, examples=160, tokens=6400,
+                      metric=0.8)
+    fp32 = RunResult(task="t", method="lora", params={}, status="complete", metric_name="accuracy",
+                     best_metric=0.8, curve=[point, dataclasses.replace(point, step=20, train_seconds=8.0, metric=0.9)],
+                     time_to_best_s=8.0, environment=env)
+    bf16 = dataclasses.replace(fp32, precision="bf16")
+    assert run_gflops(fp32) == 10.0 and run_gflops(bf16) == 25.0
+    assert point_cost(fp32, point) == pytest.approx(40.0) and point_cost(bf16, point) == pytest.approx(100.0)
+    assert run_targets(bf16)["log_cost"] == pytest.approx(math.log(8.0 * 25.0))
+
+    reading = calibrate("cpu")  # this machine: fp32, and its training precision where that is lower
+    low = resolve_precision("auto", "cpu")
+    assert reading["matmul_gflops"] > 0
+    assert (f"matmul_gflops_{low}" in reading) == (low != "fp32")
+    assert peak_gflops(reading, low) > 0

@@ -14,6 +14,29 @@ from recommender.paths import user_dir
 
 CALIBRATION_FILE = "calibration.json"
 
+#: bf16 over fp32 matmul speed for a bf16 run that recorded only the fp32 reading (every
+#: knowledge-base row before the calibration took both, 2026-12-06): measured on this project's
+#: 2-core Xeon with avx512_bf16 (one thread, 512x512: 2.2x; the knowledge-base issue: 2.1x at 1024)
+BF16_MATMUL_SPEEDUP = 2.1
+
+
+def peak_gflops(calibration: dict[str, Any] | None, precision: str | None) -> float | None:
+    """The matmul GFLOP/s of ``calibration`` in the precision a run trained in (None: none
+    recorded). A training second is worth this many GFLOP-equivalents, so a bf16 second counts
+    ~2x an fp32 one where bf16 runs ~2x faster; a bf16 run that recorded only the fp32 reading
+    takes it x :data:`BF16_MATMUL_SPEEDUP`."""
+    calibration = calibration or {}
+    fp32 = calibration.get("matmul_gflops")
+    precision = precision or "fp32"
+    value = calibration.get(f"matmul_gflops_{precision}") if precision != "fp32" else fp32
+    if value is None and precision == "bf16" and fp32:
+        value = float(fp32) * BF16_MATMUL_SPEEDUP
+    try:
+        value = float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+    return value if value is not None and math.isfinite(value) and value > 0 else None
+
 
 def seq_bucket(tokens_p95: float, max_seq_length: int = 128) -> int:
     """Sequence length used for latency: the task's p95 rounded up to 16, capped."""
@@ -29,8 +52,10 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def hardware_profile(device: str, seq_len: int, batch_sizes: tuple[int, ...], model: str | None = None) -> dict[str, Any]:
-    """``matmul_gflops``, ``base_latency_ms[batch]`` and the resolved ``device`` (``"auto"``
-    becomes ``cpu`` or ``cuda``) for ``device``; measured on first use."""
+    """``matmul_gflops`` (fp32, and ``matmul_gflops_bf16`` where training would use bf16),
+    ``precision`` (what ``--precision auto`` trains in here), ``train_gflops`` (the matmul speed
+    in that precision: divides a knowledge-base cost into seconds here), ``base_latency_ms[batch]``
+    and the resolved ``device`` (``"auto"`` becomes ``cpu`` or ``cuda``); measured on first use."""
     from recommender.models import model_display_name, resolve_model_path
     from recommender.training.environment import calibrate, resolve_device
 
@@ -51,8 +76,11 @@ def hardware_profile(device: str, seq_len: int, batch_sizes: tuple[int, ...], mo
     path = resolve_model_path(model)
     key = f"{device}|{model_display_name(path)}|{seq_len}"
     entry = cache.get(key, {})
-    if "matmul_gflops" not in entry:
-        entry["matmul_gflops"] = calibrate(device)["matmul_gflops"]
+    if "matmul_gflops" not in entry or "precision" not in entry:
+        from recommender.training.precision import resolve_precision
+
+        entry.update(calibrate(device))
+        entry["precision"] = resolve_precision("auto", device)
     latency = entry.setdefault("base_latency_ms", {})
     missing = [b for b in batch_sizes if str(b) not in latency]
     if missing:
@@ -70,4 +98,4 @@ def hardware_profile(device: str, seq_len: int, batch_sizes: tuple[int, ...], mo
         tmp = cache_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(cache, indent=1), encoding="utf-8")
         tmp.replace(cache_file)
-    return {**entry, "device": device}
+    return {**entry, "device": device, "train_gflops": peak_gflops(entry, entry["precision"]) or entry["matmul_gflops"]}

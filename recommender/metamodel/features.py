@@ -5,7 +5,8 @@ Targets (all per run, NaN when not measured):
 
 - ``metric``: the best dev metric;
 - ``gap``: metric minus the best metric seen on the same task and size (<= 0; ranks methods);
-- ``log_cost``: log of time-to-best x the machine's matmul GFLOP/s measured with the run, i.e.
+- ``log_cost``: log of time-to-best x the machine's matmul GFLOP/s measured with the run (in the
+  precision it trained in, :func:`run_gflops`), i.e.
   the time to convergence in *GFLOP-equivalents*: divided by another machine's GFLOP/s it
   gives seconds there (the hardware-independent cost the issue asks for). Only for runs that
   learned (see :func:`learned`): a run whose best dev score is its first evaluation never
@@ -78,9 +79,18 @@ def learned(result: RunResult) -> bool:
     return bool(metrics) and max(metrics) - metrics[0] > LEARNED_MIN_GAIN
 
 
+def run_gflops(result: RunResult) -> float | None:
+    """The GFLOP/s a training second of ``result`` is worth: its machine's matmul speed in the
+    precision it trained in (:func:`~recommender.metamodel.calibration.peak_gflops`)."""
+    from recommender.metamodel.calibration import peak_gflops
+
+    env = result.environment
+    return peak_gflops(env.calibration, getattr(result, "precision", None)) if env is not None else None
+
+
 def run_targets(result: RunResult) -> dict[str, float]:
     nan = math.nan
-    calib = (result.environment.calibration or {}).get("matmul_gflops") if result.environment else None
+    calib = run_gflops(result)
     cost = nan
     if result.time_to_best_s is not None and calib and learned(result):
         cost = math.log(max(result.time_to_best_s, 1e-3) * calib)

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from recommender.metamodel.features import config_vector, task_vector
+from recommender.metamodel.features import config_vector, run_gflops, task_vector
 from recommender.tasks.metrics import metric_range
 from recommender.types import MetaFeatures, RunResult
 
@@ -74,18 +74,13 @@ def select_protocol(rows: Sequence[Any], min_protocol: int = CURRENT_PROTOCOL,
         "no per-point FLOPs or measured baselines)")
 
 
-def _calibration(result: RunResult) -> float | None:
-    env = result.environment
-    value = (env.calibration or {}).get("matmul_gflops") if env is not None else None
-    return float(value) if value and value > 0 else None
-
-
 def point_cost(result: RunResult, point: Any) -> float:
-    """Training cost up to ``point`` in GFLOP-equivalents (seconds x GFLOP/s of the run's machine).
+    """Training cost up to ``point`` in GFLOP-equivalents (seconds x GFLOP/s of the run's machine
+    in the run's precision, :func:`~recommender.metamodel.features.run_gflops`).
 
     Fallbacks: counted FLOPs / :data:`UTILISATION`; else 6 x parameters x tokens (the usual
     forward + backward estimate) / :data:`UTILISATION`."""
-    calib = _calibration(result)
+    calib = run_gflops(result)
     if calib is not None and point.train_seconds is not None:
         return max(float(point.train_seconds), 1e-3) * calib
     flops = getattr(point, "flops", None)

@@ -165,7 +165,7 @@ def recommend(task: Any, budgets: UserBudgets | None = None, *, top: int = 5, mo
     seq_len = seq_bucket(mf.tokens_p95)
     batches = tuple(sorted({1, budgets.latency_batch, SERVING_BATCH}))
     hw = hardware_profile(budgets.hardware, seq_len, batches)
-    gflops = hw["matmul_gflops"]
+    gflops = hw["train_gflops"]
     base_latency = {int(b): v for b, v in hw["base_latency_ms"].items()}
     rows = [{"metafeatures": mf, "method": c["method"], "params": c["params"],
              "trainable_params": c["trainable_params"]} for c in configs]

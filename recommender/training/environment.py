@@ -7,6 +7,7 @@ import platform
 import time
 from functools import lru_cache
 from importlib import metadata
+from typing import Any
 
 from recommender.types import Environment
 
@@ -57,17 +58,12 @@ def cpu_load() -> float | None:
         return None
 
 
-@lru_cache(maxsize=4)
-def calibrate(device: str = "cpu") -> dict[str, float]:
-    """A short speed reading: fp32 matmul GFLOP/s on ``device`` (about 0.3 s).
-
-    Stored with every run so costs can be converted between machines.
-    """
+def _matmul_gflops(device: str, dtype: Any) -> float:
     import torch
 
     n = 512
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
     for _ in range(3):
         a @ b
     if device.startswith("cuda"):
@@ -78,8 +74,27 @@ def calibrate(device: str = "cpu") -> dict[str, float]:
         repeats += 1
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    elapsed = time.perf_counter() - start
-    return {"matmul_gflops": 2 * n**3 * repeats / elapsed / 1e9}
+    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+@lru_cache(maxsize=4)
+def calibrate(device: str = "cpu") -> dict[str, float]:
+    """A short speed reading: matmul GFLOP/s on ``device`` in fp32 (``matmul_gflops``) and,
+    where ``auto`` precision trains in bf16 or fp16, in that precision too
+    (``matmul_gflops_bf16`` / ``_fp16``); about 0.3 s each.
+
+    Stored with every run so costs can be converted between machines
+    (:func:`~recommender.metamodel.calibration.peak_gflops`).
+    """
+    import torch
+
+    from recommender.training.precision import resolve_precision
+
+    out = {"matmul_gflops": _matmul_gflops(device, torch.float32)}
+    low = resolve_precision("auto", device)
+    if low != "fp32":
+        out[f"matmul_gflops_{low}"] = _matmul_gflops(device, torch.bfloat16 if low == "bf16" else torch.float16)
+    return out
 
 
 def describe_environment(device: str = "cpu", *, with_calibration: bool = True) -> Environment:
