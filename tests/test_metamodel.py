@@ -196,6 +196,9 @@ def test_size_exponent_is_the_median_slope_over_configurations_measured_at_sever
     assert size_exponent(rows, cost) == pytest.approx((1.0 + 0.25) / 2)
     assert size_exponent(rows[:2] + rows[-1:], np.array([1.0, 9.0, 2.0])) == pytest.approx(1.5)  # clipped
     assert size_exponent(rows[-1:], np.array([1.0])) == DEFAULT_SIZE_EXPONENT
+    # a grid's 3 x 5e-5 (stored as 0.00015000000000000001) and the default 0.00015 are one configuration
+    grid = [row("d", "full_ft", 3 * 5e-5, 500), row("d", "full_ft", 0.00015, 2000)]
+    assert size_exponent(grid, np.array([0.0, 0.75 * math.log(4)])) == pytest.approx(0.75)
 
 
 def test_meta_model_learns_from_the_users_storage_and_refits_when_it_grows(kb_rows, tmp_path,

@@ -173,7 +173,7 @@ def size_exponent(rows: Sequence[dict[str, Any]], log_cost: np.ndarray, default:
     by_config: dict[tuple[str, str, str], dict[int, list[float]]] = {}
     for row, cost in zip(rows, log_cost, strict=True):
         if np.isfinite(cost):
-            key = (row.get("task", ""), row["method"], json.dumps(row["params"], sort_keys=True, default=str))
+            key = (row.get("task", ""), row["method"], _params_key(row["params"]))
             by_config.setdefault(key, {}).setdefault(int(row["metafeatures"].n_train), []).append(float(cost))
     slopes = []
     for sizes in by_config.values():
@@ -183,3 +183,12 @@ def size_exponent(rows: Sequence[dict[str, Any]], log_cost: np.ndarray, default:
         y = np.array([np.mean(sizes[n]) for n in sorted(sizes)])
         slopes.append(float(np.polyfit(x, y, 1)[0]))
     return float(np.clip(np.median(slopes), 0.0, 1.5)) if slopes else default
+
+
+def _params_key(params: dict[str, Any]) -> str:
+    """Hyperparameters as a key, floats to 10 significant digits (a learning-rate grid stored
+    3 x 5e-5 as 0.00015000000000000001, the tuned default as 0.00015: the same configuration)."""
+    def norm(value: Any) -> Any:
+        return float(f"{value:.10g}") if isinstance(value, float) else value
+
+    return json.dumps({k: norm(v) for k, v in params.items()}, sort_keys=True, default=str)
