@@ -85,7 +85,7 @@ def run_gflops(result: RunResult) -> float | None:
     from recommender.metamodel.calibration import peak_gflops
 
     env = result.environment
-    return peak_gflops(env.calibration, getattr(result, "precision", None)) if env is not None else None
+    return peak_gflops(env.calibration, result.precision) if env is not None else None
 
 
 def run_targets(result: RunResult) -> dict[str, float]:
