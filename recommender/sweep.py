@@ -4,7 +4,9 @@ Resumable: finished runs are skipped.
 
 Protocol 2 (the default) trains to convergence: early stopping after ``patience`` evaluations
 without ``min_delta`` improvement on a fixed monitor subset of the dev set, never before
-``min_epochs``, with generous epoch caps (20 epochs at 500 examples, 8 from 2,000) and a
+``min_epochs`` (a quarter of the cap) and, while the run has not risen above its first score,
+never before ``flat_min_epochs`` (half the cap: slow starters sit at the constant predictor for
+epochs before they rise), with generous epoch caps (20 epochs at 500 examples, 8 from 2,000) and a
 wall-clock cap far above what convergence needs; the best checkpoint is then scored on the
 whole capped dev set with a bootstrap standard error, beside the constant predictor.
 
@@ -17,7 +19,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from recommender.store import open_storage, result_attrs
@@ -46,6 +48,7 @@ class SweepConfig:
     trial_time_budget: float = 1800.0
     max_epochs: float | None = None  # None: epoch_cap(size)
     min_epochs: float | None = None  # None: a quarter of the epoch cap
+    flat_min_epochs: float | None = None  # None: half the epoch cap (for a run still at its first score)
     patience: int = 4
     min_delta: float = 0.005
     evals_per_epoch: float = 2.0
@@ -60,8 +63,9 @@ class SweepConfig:
         the epoch cap and floor of protocol 2 where none is given, the other limits as set."""
         cap = self.max_epochs if self.max_epochs is not None else epoch_cap(size)
         floor = self.min_epochs if self.min_epochs is not None else cap / 4
+        flat = self.flat_min_epochs if self.flat_min_epochs is not None else cap / 2
         return Budget.from_settings(self, max_seconds=self.trial_time_budget, max_epochs=cap,
-                                    min_epochs=min(floor, cap))
+                                    min_epochs=min(floor, cap), flat_min_epochs=min(flat, cap))
 
 
 def config_key(method: str, k: int, config: SweepConfig) -> str:
@@ -168,10 +172,14 @@ def run_sweep(config: SweepConfig, storage: str | None = None,
             values = sample_params(space, random.Random(f"{config.seed}:{task_name}:{size}:{key}"))
         params = {**space.constants, **values}
         started = time.time()
-        result = train(task, method, params=params, budget=config.budget(size), model=config.model,
+        budget = config.budget(size)
+        result = train(task, method, params=params, budget=budget, model=config.model,
                        device=config.device, seed=config.seed, latency=LatencyConfig(),
                        precision=config.precision,
                        evaluation=EvalConfig(monitor_size=config.monitor_size, seed=config.seed))
+        # the floors it could not stop before (rows before 2026-12-06 18:40 UTC: no flat minimum)
+        floors = {"min_epochs": budget.min_epochs, "flat_min_epochs": budget.flat_min_epochs}
+        result = replace(result, extra={**result.extra, "stopping": floors})
         trial_params = {METHOD_PARAM: method, **{space.optuna_name(n): v for n, v in values.items()}}
         state = optuna.trial.TrialState.COMPLETE if result.has_metric and result.status in (
             "complete", "budget_exhausted") else optuna.trial.TrialState.FAIL

@@ -167,6 +167,9 @@ class Budget(Record):
     max_steps: int | None = None
     patience: int | None = 3
     min_epochs: float = 0.0  # early stopping cannot trigger before this many epochs
+    #: nor before this many while no evaluation has beaten the first by more than ``min_delta``
+    #: (a run still at its starting score, e.g. the constant predictor, has not converged)
+    flat_min_epochs: float = 0.0
     min_delta: float = 0.0  # an evaluation must beat the best by more than this to reset patience
     target_score: float | None = None
     eval_every_steps: int | None = None
@@ -187,9 +190,13 @@ class Budget(Record):
             raise ConfigError(f"Budget.evals_per_epoch={self.evals_per_epoch}; expected > 0")
         if not 0 <= self.min_epochs <= self.max_epochs:
             raise ConfigError(f"Budget.min_epochs={self.min_epochs}; expected 0 <= min_epochs <= max_epochs")
+        if not 0 <= self.flat_min_epochs <= self.max_epochs:
+            raise ConfigError(f"Budget.flat_min_epochs={self.flat_min_epochs}; expected 0 <= flat_min_epochs "
+                              "<= max_epochs")
         if not 0 <= self.min_delta < 1:
             raise ConfigError(f"Budget.min_delta={self.min_delta}; expected a value in [0, 1)")
-        for name in ("max_seconds", "max_epochs", "target_score", "evals_per_epoch", "min_epochs", "min_delta"):
+        for name in ("max_seconds", "max_epochs", "target_score", "evals_per_epoch", "min_epochs", "flat_min_epochs",
+                     "min_delta"):
             value = getattr(self, name)
             if value is not None and not math.isfinite(value):
                 raise ConfigError(f"Budget.{name}={value}; expected a finite number")
@@ -208,14 +215,16 @@ class Budget(Record):
 
     def stop_reason(
         self, *, elapsed: float, step: int, total_steps: int, evals_since_best: int,
-        best: float | None, epoch: float = math.inf,
+        best: float | None, epoch: float = math.inf, risen: bool = True,
     ) -> str | None:
-        """Return why training must stop now, or None to go on."""
+        """Return why training must stop now, or None to go on (``risen``: whether an evaluation
+        has beaten the first by more than ``min_delta``; see ``flat_min_epochs``)."""
         if self.max_seconds is not None and elapsed >= self.max_seconds:
             return "time_budget"
         if step >= total_steps:
             return "max_steps" if self.max_steps is not None and step >= self.max_steps else "epochs"
-        if self.patience is not None and evals_since_best >= self.patience and epoch >= self.min_epochs:
+        floor = self.min_epochs if risen else max(self.min_epochs, self.flat_min_epochs)
+        if self.patience is not None and evals_since_best >= self.patience and epoch >= floor:
             return "early_stopping"
         if self.target_score is not None and best is not None and best >= self.target_score:
             return "target_reached"

@@ -72,8 +72,9 @@ def test_the_sweep_builds_its_run_budget_with_the_same_helper():
     from recommender.sweep import SweepConfig
 
     sweep = SweepConfig(tasks=("glue_sst2",), trial_time_budget=600.0, patience=4, min_delta=0.005)
-    assert sweep.budget(500) == Budget(max_seconds=600.0, max_epochs=20.0, min_epochs=5.0, patience=4,
-                                       min_delta=0.005, evals_per_epoch=2.0)
+    assert sweep.budget(500) == Budget(max_seconds=600.0, max_epochs=20.0, min_epochs=5.0, flat_min_epochs=10.0,
+                                       patience=4, min_delta=0.005, evals_per_epoch=2.0)
+    assert sweep.budget(2000).flat_min_epochs == 4.0
     assert SweepConfig(tasks=("glue_sst2",), max_epochs=2.0, min_epochs=9.0).budget(500).min_epochs == 2.0
 
 

@@ -77,6 +77,8 @@ def test_improvements_below_min_delta_do_not_reset_patience() -> None:
         elapsed=0, step=5, total_steps=100, evals_since_best=5, best=0.5, epoch=1.0) is None
     with pytest.raises(ConfigError, match="min_epochs"):
         Budget(max_epochs=2, min_epochs=3)
+    with pytest.raises(ConfigError, match="flat_min_epochs"):
+        Budget(max_epochs=2, flat_min_epochs=3)
     with pytest.raises(ConfigError, match="finite"):
         Budget(max_seconds=float("inf"))
 
@@ -115,6 +117,8 @@ def test_sweep_rows_carry_protocol_2_and_kb_status_counts_them(tmp_path, capsys)
     assert {r["protocol"] for r in rows} == {2}
     assert sorted(r["config_key"] for r in rows) == ["head_only#0", "head_only#lr10"]
     assert all(r["result"]["baseline_metric"] is not None for r in rows)
+    # each row says which stopping floors it ran under (max_epochs 1: a quarter and a half of it)
+    assert all(r["result"]["extra"]["stopping"] == {"min_epochs": 0.25, "flat_min_epochs": 0.5} for r in rows)
     lrs = sorted(r["result"]["params"]["learning_rate"] for r in rows)
     assert lrs[1] == pytest.approx(10 * lrs[0])
     assert {r.protocol for r in load_knowledge_base(out)} == {2}
@@ -163,3 +167,23 @@ def test_a_sweep_method_list_spans_task_types_and_shipped_rows_are_never_rerun()
     # every shipped protocol-2 run counts as done, whatever the machine's load when it ran
     shipped = [r for r in load_knowledge_base(default_path()) if r.protocol == 2]
     assert _already_in_knowledge_base(default_path()) == {(r.study, r.config_key) for r in shipped}
+
+
+def test_a_run_still_at_its_first_score_is_not_stopped_before_the_flat_minimum(sst2_tiny) -> None:
+    """Slow starters sit at the constant predictor for epochs before they rise (the issue's CoLA
+    LoRA: 7 epochs): until an evaluation beats the first by ``min_delta``, early stopping waits
+    for ``flat_min_epochs``; once it has, the usual ``min_epochs``."""
+    from recommender.training import LatencyConfig, train
+
+    budget = Budget(max_epochs=10, min_epochs=1, flat_min_epochs=4, patience=2, min_delta=0.005)
+    flat = dict(elapsed=0, step=5, total_steps=100, evals_since_best=3, best=0.5, epoch=2.0)
+    assert budget.stop_reason(**flat, risen=False) is None
+    assert budget.stop_reason(**flat, risen=True) == "early_stopping"
+    assert budget.stop_reason(**{**flat, "epoch": 4.0}, risen=False) == "early_stopping"
+    # a learning rate of ~0 never rises above its first score: it trains to the flat minimum
+    result = train(sst2_tiny, "head_only", params={"learning_rate": 1e-12},
+                   budget=Budget(max_epochs=10, min_epochs=1, flat_min_epochs=3, patience=2, evals_per_epoch=2,
+                                 min_delta=0.005),
+                   latency=LatencyConfig(enabled=False))
+    assert result.stop_reason == "early_stopping"
+    assert 3.0 <= result.curve[-1].epoch < 4.0

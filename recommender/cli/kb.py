@@ -27,7 +27,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     config = SweepConfig(tasks=tasks, sizes=tuple(args.sizes), methods=methods, n_sampled=args.n_sampled,
                          lr_multipliers=tuple(args.lr_grid), max_dev=args.max_dev,
                          monitor_size=args.monitor_size, trial_time_budget=args.trial_time_budget,
-                         max_epochs=args.max_epochs, min_epochs=args.min_epochs, patience=args.patience,
+                         max_epochs=args.max_epochs, min_epochs=args.min_epochs,
+                         flat_min_epochs=args.flat_min_epochs, patience=args.patience,
                          min_delta=args.min_delta, precision=args.precision, seed=args.seed,
                          model=args.model, device=args.device)
     print(f"sweep: {len(plan(config))} planned runs ({len(tasks)} tasks, sizes {list(config.sizes)}); "
@@ -171,6 +172,8 @@ def register(sub: Any) -> None:
                    help="epoch cap (default: 20 at 500 examples, 8 from 2,000)")
     p.add_argument("--min-epochs", type=positive_float, default=None,
                    help="no early stop before this many epochs (default: a quarter of the cap)")
+    p.add_argument("--flat-min-epochs", type=positive_float, default=None,
+                   help="nor before this many while the run is still at its first score (default: half the cap)")
     p.add_argument("--patience", type=positive_int, default=4, help="evaluations without improvement before stopping")
     p.add_argument("--min-delta", type=finite_float, default=0.005,
                    help="an improvement smaller than this does not reset patience")

@@ -29,6 +29,7 @@ class RunState:
     eval_seconds: float = 0.0
     steps_per_epoch: int = 1
     best: float | None = None
+    first: float | None = None  # the first evaluation's score (has the run risen above it?)
     patience_best: float = -math.inf  # the best score that last reset patience
     best_metrics: dict[str, Any] = field(default_factory=dict)
     best_state: dict[str, Any] | None = None
@@ -78,6 +79,8 @@ class LearningCurve:
                           train_loss=float(np.mean(window)) if window else None,
                           flops=st.tokens * flops_per_token if flops_per_token else None)
         st.curve.append(point)
+        if st.first is None:
+            st.first = value
         # patience counts evaluations that fail to beat the best seen so far by min_delta
         if st.best is None or value > st.patience_best + self.budget.min_delta:
             st.patience_best, st.evals_since_best = value, 0
@@ -96,9 +99,10 @@ class LearningCurve:
         elapsed = self.clock.elapsed()
         if self.budget.max_seconds is not None:
             elapsed += self.reserve.seconds(st)
+        risen = st.best is not None and st.first is not None and st.best > st.first + self.budget.min_delta
         return self.budget.stop_reason(elapsed=elapsed, step=st.step, total_steps=total_steps,
                                        evals_since_best=st.evals_since_best, best=st.best,
-                                       epoch=st.epoch)
+                                       epoch=st.epoch, risen=risen)
 
     def finish(self, reason: str) -> str:
         """Evaluate the last steps unless they were just evaluated, or the time budget has no
