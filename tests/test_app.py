@@ -117,6 +117,7 @@ def test_recommend_says_which_device_times_are_calibrated_on(home):
     calibrated = next(c for c in texts(at.caption) if "calibrated on" in c)
     assert "calibrated on auto" not in calibrated
     assert "CPU" in calibrated or "cuda" in calibrated, calibrated
+    assert "training in bf16" in calibrated or "training in fp32" in calibrated or "training in fp16" in calibrated
 
 
 def test_state_survives_page_changes_and_search_arrives_filled_in(home):

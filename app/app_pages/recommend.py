@@ -177,8 +177,8 @@ st.session_state["recommendation"] = {
 metric = rec.metric_name
 title = (state.upload() or {}).get("file_name", rec.task) if task_id.startswith(state.UPLOAD) else rec.task
 st.subheader(f"Recommendations for {ui.md(title) if task_id.startswith(state.UPLOAD) else title}")
-st.caption(f"Learned from {rec.n_runs} past runs; times and latencies calibrated on {device} at sequence length "
-           f"{rec.hardware.get('seq_len')}. Ranges are the 10th-90th percentiles of each prediction. One row per "
+st.caption(f"Learned from {rec.n_runs} past runs; times and latencies calibrated on {device} (training in "
+           f"{rec.hardware.get('precision', 'fp32')}) at sequence length {rec.hardware.get('seq_len')}. Ranges are the 10th-90th percentiles of each prediction. One row per "
            "method: its best measured configuration.")
 limits = [f"training ≤ {budgets.time_budget_s / 60:g} min" if budgets.time_budget_s else "",
           f"latency ≤ {budgets.latency_budget_ms:g} ms at batch {budgets.latency_batch}"

@@ -35,7 +35,8 @@ def format_recommendation(rec: Any) -> str:
             else "at convergence")
     base = "" if rec.baseline_metric is None else f"; a constant predictor scores {rec.baseline_metric:.3f}"
     lines = [f"{rec.task}: predicted {rec.metric_name} {when} (learned from {rec.n_runs} past runs; times and "
-             f"latencies calibrated on {rec.hardware.get('device')}{base})", ""]
+             f"latencies calibrated on {rec.hardware.get('device')}, training in "
+             f"{rec.hardware.get('precision', 'fp32')}{base})", ""]
     lines += [f"warning: {w}" for w in rec.warnings]
     if rec.warnings:
         lines.append("")
