@@ -15,8 +15,8 @@ from recommender.paths import user_dir
 CALIBRATION_FILE = "calibration.json"
 
 #: bf16 over fp32 matmul speed for a bf16 run that recorded only the fp32 reading (every
-#: knowledge-base row before the calibration took both, 2026-12-06): measured on this project's
-#: 2-core Xeon with avx512_bf16 (one thread, 512x512: 2.2x; the knowledge-base issue: 2.1x at 1024)
+#: knowledge-base row before the calibration took both, 2026-12-06): measured on a 2-core AMD
+#: EPYC with avx512_bf16 of this project (one thread, 512x512: 2.2x; the knowledge-base issue: 2.1x at 1024)
 BF16_MATMUL_SPEEDUP = 2.1
 
 
