@@ -205,7 +205,8 @@ class QualityModel:
     """
 
     def __init__(self, max_iter: int = 120, coverage: float = 0.8, n_folds: int = 4, random_state: int = 0,
-                 conformal: bool = True, width: float | None = None, n_width_bins: int = 3) -> None:
+                 conformal: bool = True, width: float | None = None, n_width_bins: int = 3,
+                 n_cost_grid: int = 32) -> None:
         self.max_iter = max_iter
         self.coverage = coverage
         self.n_folds = n_folds
@@ -213,6 +214,7 @@ class QualityModel:
         self.conformal = conformal
         self.width = width  # one conformal width for every cost, known beforehand (None: compute them)
         self.n_width_bins = n_width_bins  # conformal widths per quantile bin of the training cost
+        self.n_cost_grid = n_cost_grid  # fixed costs the prediction is read from (see predict)
 
     def _estimator(self, n_columns: int) -> Any:
         from recommender.metamodel.quantile_gbm import QuantileGradientBoosting
@@ -276,28 +278,43 @@ class QualityModel:
         """The conformal half-width added to each side of the interval at each log cost."""
         return self.widths_[np.digitize(np.asarray(log_costs, dtype=float), self.width_edges_)]
 
+    def cost_grid(self) -> np.ndarray:
+        """The fixed log costs every prediction is read from: evenly spaced over the range the
+        knowledge base measured."""
+        return np.linspace(*self.log_cost_range_, max(2, int(getattr(self, "n_cost_grid", 32))))
+
     def predict(self, rows: Sequence[dict[str, Any]], log_costs: Sequence[float]) -> np.ndarray:
         """(n_rows, n_costs, 3) gains (interval low, median, high) at each cost, non-decreasing
-        along the costs (given in increasing order)."""
+        in the cost and the same whichever other costs are asked for.
+
+        Quantile trees are not monotone in the cost even when told to be: the quantile loss
+        replaces each leaf's value by a quantile of its residuals after the constrained split
+        (scikit-learn's HistGradientBoosting, as LightGBM #3371 reports for its own). So the
+        quantiles are predicted on the fixed :meth:`cost_grid`, their running maximum taken
+        along it (the best score so far only rises with the budget, so does each of its
+        quantiles), and read at the asked costs by linear interpolation: a single budget and a
+        whole curve give the same number at that budget (the rank and the plot agree)."""
         costs = np.asarray(log_costs, dtype=float)
         if not len(rows):
             return np.zeros((0, len(costs), 3))
+        grid = self.cost_grid()
         base = self._matrix(rows, np.zeros(len(rows)))
-        X = np.repeat(base, len(costs), axis=0)
-        X[:, -1] = np.tile(costs, len(rows))
-        q = self.estimator_.predict_quantiles(X).reshape(len(rows), len(costs), -1)
+        X = np.repeat(base, len(grid), axis=0)
+        X[:, -1] = np.tile(grid, len(rows))
+        q = self.estimator_.predict_quantiles(X).reshape(len(rows), len(grid), -1)
+        width = self.width_at(grid)
+        q[..., 0] -= width
+        q[..., -1] += width
+        q = np.maximum.accumulate(q, axis=1)
+        # linear interpolation on the grid, held flat beyond its ends
+        left = np.clip(np.searchsorted(grid, costs, side="right") - 1, 0, len(grid) - 2)
+        frac = np.clip((costs - grid[left]) / (grid[left + 1] - grid[left]), 0.0, 1.0)[None, :, None]
+        out = q[:, left, :] * (1.0 - frac) + q[:, left + 1, :] * frac
         # below the cheapest point measured (half a first evaluation) no run had been scored yet:
         # nothing is gained over the baseline, whatever the trees' lowest leaf says
         early = costs < self.log_cost_range_[0]
-        q[:, early, :] = np.minimum(q[:, early, :], 0.0)
-        q = np.maximum.accumulate(q, axis=1)  # more budget never predicts less
-        width = self.width_at(costs)
-        q[..., 0] -= width
-        q[..., -1] += width
-        # the best score so far only rises with the budget, so does each of its quantiles: an
-        # interval at a larger cost keeps the ends it had at a smaller one (the widths per cost
-        # bin need not rise from bin to bin)
-        return np.maximum.accumulate(q, axis=1)
+        out[:, early, :] = np.minimum(out[:, early, :], 0.0)
+        return out
 
     def feature_importance(self, kb_rows: Sequence[Any], n_rows: int = 400, seed: int = 0) -> dict[str, float]:
         """Permutation importance of each task and configuration feature for the median quality."""
