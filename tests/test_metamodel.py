@@ -201,6 +201,18 @@ def test_size_exponent_is_the_median_slope_over_configurations_measured_at_sever
     assert size_exponent(grid, np.array([0.0, 0.75 * math.log(4)])) == pytest.approx(0.75)
 
 
+def test_a_configuration_is_one_candidate_however_its_floats_were_stored(fitted):
+    """The learning-rate grid stored 3 x 5e-5 as 0.00015000000000000001, the tuned default is
+    0.00015: one configuration, one candidate (its parameter counts and sizes pooled)."""
+    from recommender.metamodel.features import params_key
+    from recommender.metamodel.recommend import candidate_configs
+
+    assert params_key({"learning_rate": 3 * 5e-5, "r": 8}) == params_key({"r": 8, "learning_rate": 0.00015})
+    assert params_key({"learning_rate": 1.5e-4}) != params_key({"learning_rate": 1.6e-4})
+    keys = [c["method"] + params_key(c["params"]) for c in candidate_configs(fitted, "classification")]
+    assert keys and len(keys) == len(set(keys))
+
+
 def test_meta_model_learns_from_the_users_storage_and_refits_when_it_grows(kb_rows, tmp_path,
                                                                            copy_runs_into_storage):
     from recommender.metamodel.recommend import load_metamodel

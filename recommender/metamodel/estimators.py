@@ -8,13 +8,12 @@ scikit-learn.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from recommender.metamodel.features import TARGETS, design_matrix, training_table
+from recommender.metamodel.features import TARGETS, design_matrix, params_key, training_table
 
 #: log targets that grow with the training set: learned as log(value) - b log(n_train)
 SIZE_SCALED_TARGETS = ("log_cost",)
@@ -48,8 +47,8 @@ class MetaModel:
     and scaled back by the task's training-set size at prediction: trees cannot extrapolate, so
     a cost learned as such from 500-example runs would predict a 12,000-example task to converge
     as fast. ``b`` (``size_exponent_``) is the median slope of log cost against log size over
-    the configurations measured at several sizes (:func:`size_exponent`): on SST-2, 9 methods at
-    500 and 2,000 examples took about 2x, not 4x, the cost (fewer epochs on more data).
+    the configurations measured at several sizes (:func:`size_exponent`; the README gives its
+    value on the shipped knowledge base and how well it predicts held-out sizes).
 
     >>> model = MetaModel().fit(load_knowledge_base())     # doctest: +SKIP
     >>> model.predict(rows)["gap"]                          # doctest: +SKIP
@@ -173,7 +172,7 @@ def size_exponent(rows: Sequence[dict[str, Any]], log_cost: np.ndarray, default:
     by_config: dict[tuple[str, str, str], dict[int, list[float]]] = {}
     for row, cost in zip(rows, log_cost, strict=True):
         if np.isfinite(cost):
-            key = (row.get("task", ""), row["method"], _params_key(row["params"]))
+            key = (row.get("task", ""), row["method"], params_key(row["params"]))
             by_config.setdefault(key, {}).setdefault(int(row["metafeatures"].n_train), []).append(float(cost))
     slopes = []
     for sizes in by_config.values():
@@ -184,11 +183,3 @@ def size_exponent(rows: Sequence[dict[str, Any]], log_cost: np.ndarray, default:
         slopes.append(float(np.polyfit(x, y, 1)[0]))
     return float(np.clip(np.median(slopes), 0.0, 1.5)) if slopes else default
 
-
-def _params_key(params: dict[str, Any]) -> str:
-    """Hyperparameters as a key, floats to 10 significant digits (a learning-rate grid stored
-    3 x 5e-5 as 0.00015000000000000001, the tuned default as 0.00015: the same configuration)."""
-    def norm(value: Any) -> Any:
-        return float(f"{value:.10g}") if isinstance(value, float) else value
-
-    return json.dumps({k: norm(v) for k, v in params.items()}, sort_keys=True, default=str)

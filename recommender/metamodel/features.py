@@ -19,12 +19,14 @@ Targets (all per run, NaN when not measured):
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from recommender.metamodel.calibration import peak_gflops
 from recommender.report import latency_ratio
 from recommender.types import SERVING_BATCH, TASK_TYPES, MetaFeatures, RunResult  # noqa: F401
 
@@ -79,11 +81,19 @@ def learned(result: RunResult) -> bool:
     return bool(metrics) and max(metrics) - metrics[0] > LEARNED_MIN_GAIN
 
 
+def params_key(params: dict[str, Any]) -> str:
+    """Hyperparameters as a key that names one configuration: sorted, floats to 10 significant
+    digits (a learning-rate grid stored 3 x 5e-5 as 0.00015000000000000001, the tuned default as
+    0.00015; :meth:`~recommender.search.spaces.SearchSpace.holds_defaults` compares them alike)."""
+    def norm(value: Any) -> Any:
+        return float(f"{value:.10g}") if isinstance(value, float) else value
+
+    return json.dumps({k: norm(v) for k, v in params.items()}, sort_keys=True, default=str)
+
+
 def run_gflops(result: RunResult) -> float | None:
     """The GFLOP/s a training second of ``result`` is worth: its machine's matmul speed in the
     precision it trained in (:func:`~recommender.metamodel.calibration.peak_gflops`)."""
-    from recommender.metamodel.calibration import peak_gflops
-
     env = result.environment
     return peak_gflops(env.calibration, result.precision) if env is not None else None
 

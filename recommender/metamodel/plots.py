@@ -27,7 +27,7 @@ def predicted_quality_curves(rec: Recommendation, seconds: Sequence[float] | Non
     from recommender.metamodel.quality import apply_extrapolation, to_metric
 
     predictor = predictor or load_predictor()
-    gflops = float(rec.hardware.get("train_gflops") or rec.hardware.get("matmul_gflops") or 1.0)
+    gflops = float(rec.hardware.get("train_gflops") or 1.0)
     if seconds is None:
         longest = max((c.predicted_time_s or 0.0 for c in rec.candidates), default=0.0)
         high = max(600.0, 10 * longest, 2 * (rec.budgets.time_budget_s or 0.0))

@@ -281,7 +281,7 @@ class QualityModel:
     def cost_grid(self) -> np.ndarray:
         """The fixed log costs every prediction is read from: evenly spaced over the range the
         knowledge base measured."""
-        return np.linspace(*self.log_cost_range_, max(2, int(getattr(self, "n_cost_grid", 32))))
+        return np.linspace(*self.log_cost_range_, max(2, int(self.n_cost_grid)))
 
     def predict(self, rows: Sequence[dict[str, Any]], log_costs: Sequence[float]) -> np.ndarray:
         """(n_rows, n_costs, 3) gains (interval low, median, high) at each cost, non-decreasing

@@ -20,7 +20,7 @@ import numpy as np
 
 from recommender.metamodel.calibration import hardware_profile, seq_bucket
 from recommender.metamodel.estimators import MetaModel
-from recommender.metamodel.features import SERVING_BATCH, task_vector
+from recommender.metamodel.features import SERVING_BATCH, params_key, task_vector
 from recommender.methods.base import REFERENCE_METHOD
 from recommender.types import MIN_P_MEETS, Candidate, MetaFeatures, Recommendation, UserBudgets
 
@@ -88,7 +88,7 @@ def candidate_configs(model: MetaModel, task_type: str) -> list[dict[str, Any]]:
         method = row["method"]
         if not supports.get(method, False):
             continue
-        key = method + json.dumps(row["params"], sort_keys=True, default=str)
+        key = method + params_key(row["params"])
         entry = seen.setdefault(key, {"method": method, "params": row["params"], "trainable": []})
         if row["trainable_params"] is not None:
             entry["trainable"].append(row["trainable_params"])
