@@ -10,6 +10,10 @@ epochs before they rise), with generous epoch caps (20 epochs at 500 examples, 8
 wall-clock cap far above what convergence needs; the best checkpoint is then scored on the
 whole capped dev set with a bootstrap standard error, beside the constant predictor.
 
+A cross-lingual task swept with its source (``xling_sst2_en_pt`` with ``glue_sst2``) is not
+trained again: the source's runs evaluate its dev set too and record its rows
+(:mod:`~recommender.training.transfer`; ``transfer=False`` trains it on its own).
+
 One study per (task, size), named ``sweep:<task>:n<size>``. Each run is written with a single
 ``add_trial`` once it has finished, so an interrupted sweep leaves no half-written record.
 """
@@ -57,6 +61,7 @@ class SweepConfig:
     model: str | None = None
     device: str = "auto"
     protocol: int = PROTOCOL
+    transfer: bool = True  # a task's runs also evaluate the sweep's tasks trained on the same rows
 
     def budget(self, size: int) -> Budget:
         """Each run's Budget at training-set ``size``: ``trial_time_budget`` as its time limit,
@@ -122,76 +127,125 @@ def run_sweep(config: SweepConfig, storage: str | None = None,
               on_run: Callable[[int, int, str, RunResult | None], None] | None = None,
               skip_known_in: Any = None) -> int:
     """Run every planned (size, task, method, config) not yet in ``storage`` (nor in the
-    knowledge base file ``skip_known_in``, so a sweep resumes from what was shipped)."""
-    import optuna
+    knowledge base file ``skip_known_in``, so a sweep resumes from what was shipped).
 
-    from recommender.metafeatures import compute_metafeatures
-    from recommender.methods import method_names
-    from recommender.search.spaces import METHOD_PARAM, fixed_distributions, get_space, sample_params
-    from recommender.tasks import load_task
-    from recommender.training import LatencyConfig, train
+    With ``config.transfer``, a task's run also evaluates the sweep's tasks that train on the
+    same rows (the cross-lingual tasks of an English one: :mod:`~recommender.training.transfer`)
+    and records their rows too, so they are not trained again."""
+    from recommender.search.spaces import get_space
+    from recommender.training import LatencyConfig, train_with_transfer
     from recommender.training.config import EvalConfig
+    from recommender.training.transfer import transfer_targets
 
-    store = open_storage(storage, heartbeat=False)
-    all_methods = method_names()
+    runs = _SweepRecords(config, open_storage(storage, heartbeat=False),
+                         _already_in_knowledge_base(skip_known_in, config.protocol))
     todo = plan(config)
-    known = _already_in_knowledge_base(skip_known_in, config.protocol)
     done_runs = 0
-    studies: dict[str, tuple[optuna.Study, set[str]]] = {}
-    tasks: dict[tuple[str, int], Any] = {}
     for index, (size, task_name, method, k) in enumerate(todo, start=1):
-        name = study_name(task_name, size, config.protocol)
-        if name not in studies:
-            study = optuna.create_study(study_name=name, storage=store, direction="maximize",
+        key = config_key(method, k, config)
+        if runs.finished(task_name, size, key):
+            continue
+        targets = [t for t in (transfer_targets(task_name, config.tasks) if config.transfer else [])
+                   if not runs.finished(t, size, key)]
+        values, distributions = _configuration(config, method, k, key, task_name, size, runs.all_methods)
+        params = {**get_space(method).constants, **values}
+        started = time.time()
+        budget = config.budget(size)
+        run = train_with_transfer(runs.task(task_name, size), [runs.task(t, size) for t in targets], method,
+                                  params=params, budget=budget, model=config.model, device=config.device,
+                                  seed=config.seed, latency=LatencyConfig(), precision=config.precision,
+                                  evaluation=EvalConfig(monitor_size=config.monitor_size, seed=config.seed))
+        # the floors it could not stop before (rows before 2026-12-06 18:40 UTC: no flat minimum)
+        floors = {"stopping": {"min_epochs": budget.min_epochs, "flat_min_epochs": budget.flat_min_epochs}}
+        for name, result in zip([task_name, *targets], [run.source, *run.targets], strict=True):
+            result = replace(result, extra={**result.extra, **floors})
+            runs.add(name, size, key, method, values, distributions, result, started)
+            done_runs += 1
+            if on_run is not None:
+                on_run(index, len(todo), f"{name} n={size} {key}", result)
+    return done_runs
+
+
+def _configuration(config: SweepConfig, method: str, k: int, key: str, task_name: str, size: int,
+                   all_methods: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Configuration ``k`` of ``method`` (defaults, a learning-rate grid point or a sampled
+    one) and the trial distributions that record it."""
+    from recommender.search.spaces import fixed_distributions, get_space, sample_params
+
+    space = get_space(method)
+    values = space.defaults()
+    distributions = fixed_distributions(method, all_methods)
+    if 1 <= k <= len(config.lr_multipliers):
+        values["learning_rate"] = values["learning_rate"] * config.lr_multipliers[k - 1]
+        distributions = _widened(distributions, space.optuna_name("learning_rate"), values["learning_rate"])
+    elif k > len(config.lr_multipliers):
+        values = sample_params(space, random.Random(f"{config.seed}:{task_name}:{size}:{key}"))
+    return values, distributions
+
+
+class _SweepRecords:
+    """The sweep's studies in the run store: which runs are finished, the subsampled tasks,
+    and the recording of a finished run (one ``add_trial``)."""
+
+    def __init__(self, config: SweepConfig, store: Any, known: set[tuple[str, str]]) -> None:
+        from recommender.methods import method_names
+
+        self.config, self.store, self.known = config, store, known
+        self.all_methods = method_names()
+        self.studies: dict[str, tuple[Any, set[str]]] = {}
+        self.tasks: dict[tuple[str, int], Any] = {}
+
+    def _study(self, task_name: str, size: int) -> tuple[Any, set[str]]:
+        import optuna
+
+        name = study_name(task_name, size, self.config.protocol)
+        if name not in self.studies:
+            study = optuna.create_study(study_name=name, storage=self.store, direction="maximize",
                                         load_if_exists=True)
             done = {str(t.user_attrs.get("config_key")) for t in study.get_trials(deepcopy=False)
                     if t.state.is_finished()}
-            studies[name] = (study, done)
-        study, done = studies[name]
-        key = config_key(method, k, config)
-        if key in done or (name, key) in known:
-            continue
-        if (task_name, size) not in tasks:
-            full = load_task(task_name)
-            task = full.subsample(size, config.max_dev, seed=config.seed)
-            tasks[(task_name, size)] = task
+            self.studies[name] = (study, done)
+        return self.studies[name]
+
+    def finished(self, task_name: str, size: int, key: str) -> bool:
+        """Whether the run is in the store or in the knowledge base already."""
+        return key in self._study(task_name, size)[1] or (
+            study_name(task_name, size, self.config.protocol), key) in self.known
+
+    def task(self, task_name: str, size: int) -> Any:
+        """The task subsampled to ``size`` (the dev set capped), its study record written once."""
+        from recommender.metafeatures import compute_metafeatures
+        from recommender.tasks import load_task
+
+        if (task_name, size) not in self.tasks:
+            c = self.config
+            task = load_task(task_name).subsample(size, c.max_dev, seed=c.seed)
+            self.tasks[(task_name, size)] = task
+            study = self._study(task_name, size)[0]
             if read_record(study) is None:
                 write_record(study, StudyRecord(
                     kind="sweep", task=task.spec.to_dict(), task_name=task_name, size=size,
-                    metafeatures=compute_metafeatures(task, config.model), sweep=asdict(config),
-                    model=config.model or "bundled", protocol=config.protocol))
-        task = tasks[(task_name, size)]
+                    metafeatures=compute_metafeatures(task, c.model), sweep=asdict(c),
+                    model=c.model or "bundled", protocol=c.protocol))
+        return self.tasks[(task_name, size)]
+
+    def add(self, task_name: str, size: int, key: str, method: str, values: dict[str, Any],
+            distributions: dict[str, Any], result: RunResult, started: float) -> None:
+        import optuna
+
+        from recommender.search.spaces import METHOD_PARAM, get_space
+
+        self.task(task_name, size)  # the study record exists before its first trial
+        study, done = self._study(task_name, size)
         space = get_space(method)
-        values = space.defaults()
-        distributions = fixed_distributions(method, all_methods)
-        if 1 <= k <= len(config.lr_multipliers):
-            values["learning_rate"] = values["learning_rate"] * config.lr_multipliers[k - 1]
-            distributions = _widened(distributions, space.optuna_name("learning_rate"),
-                                     values["learning_rate"])
-        elif k > len(config.lr_multipliers):
-            values = sample_params(space, random.Random(f"{config.seed}:{task_name}:{size}:{key}"))
-        params = {**space.constants, **values}
-        started = time.time()
-        budget = config.budget(size)
-        result = train(task, method, params=params, budget=budget, model=config.model,
-                       device=config.device, seed=config.seed, latency=LatencyConfig(),
-                       precision=config.precision,
-                       evaluation=EvalConfig(monitor_size=config.monitor_size, seed=config.seed))
-        # the floors it could not stop before (rows before 2026-12-06 18:40 UTC: no flat minimum)
-        floors = {"min_epochs": budget.min_epochs, "flat_min_epochs": budget.flat_min_epochs}
-        result = replace(result, extra={**result.extra, "stopping": floors})
         trial_params = {METHOD_PARAM: method, **{space.optuna_name(n): v for n, v in values.items()}}
-        state = optuna.trial.TrialState.COMPLETE if result.has_metric and result.status in (
-            "complete", "budget_exhausted") else optuna.trial.TrialState.FAIL
+        complete = result.has_metric and result.status in ("complete", "budget_exhausted")
+        state = optuna.trial.TrialState.COMPLETE if complete else optuna.trial.TrialState.FAIL
         attrs = {**result_attrs(result), "config_key": key, "started_at": started}
         study.add_trial(optuna.trial.create_trial(
             params=trial_params, distributions=distributions, user_attrs=attrs, state=state,
-            value=result.best_metric if state == optuna.trial.TrialState.COMPLETE else None))
+            value=result.best_metric if complete else None))
         done.add(key)
-        done_runs += 1
-        if on_run is not None:
-            on_run(index, len(todo), f"{task_name} n={size} {key}", result)
-    return done_runs
 
 
 def _widened(distributions: dict[str, Any], name: str, value: float) -> dict[str, Any]:

@@ -30,7 +30,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                          max_epochs=args.max_epochs, min_epochs=args.min_epochs,
                          flat_min_epochs=args.flat_min_epochs, patience=args.patience,
                          min_delta=args.min_delta, precision=args.precision, seed=args.seed,
-                         model=args.model, device=args.device)
+                         model=args.model, device=args.device, transfer=not args.no_transfer)
     print(f"sweep: {len(plan(config))} planned runs ({len(tasks)} tasks, sizes {list(config.sizes)}); "
           "finished runs are skipped", file=sys.stderr, flush=True)
 
@@ -175,6 +175,9 @@ def register(sub: Any) -> None:
     p.add_argument("--flat-min-epochs", type=positive_float, default=None,
                    help="nor before this many while the run is still at its first score (default: half the cap)")
     p.add_argument("--patience", type=positive_int, default=4, help="evaluations without improvement before stopping")
+    p.add_argument("--no-transfer", action="store_true",
+                   help="train cross-lingual tasks on their own instead of evaluating them in the runs of "
+                        "their source task (when both are swept)")
     p.add_argument("--min-delta", type=finite_float, default=0.005,
                    help="an improvement smaller than this does not reset patience")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])

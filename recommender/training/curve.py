@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,7 +15,15 @@ from recommender.training.reserve import Clock, TimeReserve
 from recommender.training.setup import RunModel
 from recommender.types import Budget, EvalPoint
 
+if TYPE_CHECKING:
+    from recommender.training.transfer import TransferTarget
+
 EvalCallback = Callable[[EvalPoint], bool | None]
+
+
+def snapshot(model: Any) -> dict[str, Any]:
+    """A copy of ``model``'s trainable weights (a best checkpoint)."""
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
 @dataclass
@@ -49,12 +57,15 @@ class RunState:
 
 class LearningCurve:
     """Evaluates every stream on its monitored dev set, keeps the best state, and says when
-    training stops."""
+    training stops. Transfer ``targets`` (:mod:`~recommender.training.transfer`) are evaluated
+    beside it and keep their own best states; they do not stop training."""
 
     def __init__(self, run_model: RunModel, state: RunState, budget: Budget, clock: Clock,
-                 reserve: TimeReserve, on_evaluate: EvalCallback | None = None) -> None:
+                 reserve: TimeReserve, on_evaluate: EvalCallback | None = None,
+                 targets: Sequence[TransferTarget] = ()) -> None:
         self.run_model, self.state, self.budget = run_model, state, budget
         self.clock, self.reserve, self.on_evaluate = clock, reserve, on_evaluate
+        self.targets = list(targets)
 
     def evaluate(self) -> bool:
         """Evaluate every stream; keep the best state; return True if the run is pruned."""
@@ -67,8 +78,6 @@ class LearningCurve:
         for stream in rm.streams[1:]:
             for key, v in rm.predict(stream).scored(rm.scoring(stream)).metrics().items():
                 all_metrics[f"{stream.name}/{key}"] = v
-        st.last_eval_duration = time.perf_counter() - t0
-        st.eval_seconds += st.last_eval_duration
         window = st.losses[st.losses_at_last_eval:]  # losses since the previous evaluation
         st.losses_at_last_eval = len(st.losses)
         st.last_eval_step = st.step
@@ -79,6 +88,10 @@ class LearningCurve:
                           train_loss=float(np.mean(window)) if window else None,
                           flops=st.tokens * flops_per_token if flops_per_token else None)
         st.curve.append(point)
+        for target in self.targets:
+            target.evaluate(rm, point)
+        st.last_eval_duration = time.perf_counter() - t0
+        st.eval_seconds += st.last_eval_duration
         if st.first is None:
             st.first = value
         # patience counts evaluations that fail to beat the best seen so far by min_delta
@@ -88,8 +101,7 @@ class LearningCurve:
             st.evals_since_best += 1
         if st.best is None or value > st.best:
             st.best, st.best_metrics = value, all_metrics
-            st.best_state = {n: p.detach().clone() for n, p in rm.model.named_parameters()
-                             if p.requires_grad}
+            st.best_state = snapshot(rm.model)
         return bool(self.on_evaluate(point)) if self.on_evaluate is not None else False
 
     def stop_reason(self, total_steps: int) -> str | None:

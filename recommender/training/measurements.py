@@ -10,14 +10,18 @@ from pathlib import Path
 from typing import Any
 
 from recommender.methods.base import count_parameters
+from recommender.training.config import EvalConfig
+from recommender.training.data import Features
 from recommender.training.reserve import Clock, TimeReserve
-from recommender.training.scoring import ConstantPredictor
+from recommender.training.scoring import ConstantPredictor, ScoringSpec
 from recommender.training.serving import Serving
-from recommender.training.setup import RunModel, RunSettings, token_length_p95
+from recommender.training.setup import RunModel, RunSettings, Stream, token_length_p95
 
 
-def plan_measurements(settings: RunSettings, run_model: RunModel, clock: Clock) -> tuple[Serving, TimeReserve]:
-    """How the model is measured after training, and the time that must be kept for it."""
+def plan_measurements(settings: RunSettings, run_model: RunModel, clock: Clock,
+                      extra_monitor_tokens: int = 0) -> tuple[Serving, TimeReserve]:
+    """How the model is measured after training, and the time that must be kept for it
+    (``extra_monitor_tokens``: dev tokens evaluated beside the streams', e.g. transfer targets)."""
     s, latency, config = settings, settings.latency, settings.config
     streams = run_model.streams
     primary = streams[0]
@@ -28,7 +32,7 @@ def plan_measurements(settings: RunSettings, run_model: RunModel, clock: Clock) 
                       s.save_dir)
     models = 1 + int(s.method.merge_supported) + int(latency.base_model)
     reserve = TimeReserve(
-        budget_seconds=s.budget.max_seconds, monitor_tokens=sum(st.dev.n_tokens for st in streams),
+        budget_seconds=s.budget.max_seconds, monitor_tokens=sum(st.dev.n_tokens for st in streams) + extra_monitor_tokens,
         final_scale=max(1.0, run_model.full_dev.n_tokens / max(1, primary.dev.n_tokens)),
         latency_enabled=latency.enabled, latency_batches=tuple(latency.batch_sizes),
         latency_seq_len=seq_len, latency_max_seconds=latency.max_seconds, models_timed=models,
@@ -53,15 +57,21 @@ def score_final(settings: RunSettings, run_model: RunModel, best_metrics: dict[s
     """Score the best checkpoint on the whole dev set, with its bootstrap standard error,
     beside the constant predictor in the same metric."""
     stream = run_model.streams[0]
-    spec = run_model.scoring(stream)
-    predictions = run_model.predict(stream, run_model.full_dev)
+    final = score_checkpoint(run_model, stream, run_model.full_dev, run_model.scoring(stream), settings.evaluation)
+    # co-task scores (multi-task training) stay those of the best evaluation
+    final["metrics"].update({k: v for k, v in best_metrics.items() if "/" in k})
+    return final
+
+
+def score_checkpoint(run_model: RunModel, stream: Stream, dev: Features, spec: ScoringSpec,
+                     evaluation: EvalConfig) -> dict[str, Any]:
+    """The model as it is, scored on ``dev`` with a bootstrap standard error, beside the
+    constant predictor fitted on ``stream``'s training labels."""
+    predictions = run_model.predict(stream, dev)
     scored = predictions.scored(spec)
     constant = ConstantPredictor.fit(spec, stream.train.labels)
     baseline = constant.score(predictions.gold())
-    # co-task scores (multi-task training) stay those of the best evaluation
-    co_task_metrics = {k: v for k, v in best_metrics.items() if "/" in k}
-    evaluation = settings.evaluation
-    return {"metric": scored.primary(), "metrics": {**scored.metrics(), **co_task_metrics},
+    return {"metric": scored.primary(), "metrics": scored.metrics(),
             "se": scored.standard_error(evaluation.n_boot, seed=evaluation.seed),
             "baseline_metric": baseline.primary(), "baseline_metrics": baseline.metrics(),
             "baseline": constant.describe(), "n": len(scored)}
