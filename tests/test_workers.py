@@ -117,7 +117,7 @@ def test_resuming_a_search_does_not_replay_its_startup_configurations(tmp_path):
 def _start_long_search(url: str, name: str, isolation: str) -> subprocess.Popen:
     return cli("search", *LONG_TASK, "--storage", url, "--study", name, "--methods", "head_only",
                "--n-trials", "1", "--trial-time-budget", "300", "--max-epochs", "20", "--pruner", "none",
-               "--isolation", isolation)
+               "--patience", "100", "--isolation", isolation)  # no early stop: still running when signalled
 
 
 def _running_trial(url: str, name: str, search: subprocess.Popen, isolation: str) -> list:
