@@ -77,3 +77,20 @@ def test_a_sweep_records_the_cross_lingual_rows_from_the_english_runs(tmp_path) 
     assert xling["result"]["extra"]["stopping"] == {"min_epochs": 0.25, "flat_min_epochs": 0.5}
     assert xling["metafeatures"]["cross_lingual"] is True
     assert "transfer" not in rows["sweep-p2:glue_sst2:n40"]["result"]["extra"]
+
+
+def test_a_run_that_fails_before_training_fails_its_targets_too(tmp_path) -> None:
+    import shutil
+
+    from recommender.models import resolve_model_path
+
+    model = tmp_path / "model"
+    shutil.copytree(resolve_model_path(None), model)
+    (model / "model.safetensors").write_bytes(b"not a checkpoint")
+    source = load_task("glue_sst2").subsample(16, 8, seed=0)
+    target = load_task("xling_sst2_en_pt").subsample(16, 8, seed=0)
+    run = train_with_transfer(source, [target], "lora", model=model)
+    (tgt,) = run.targets
+    assert run.source.status == tgt.status == "failed"
+    assert tgt.task == "xling_sst2_en_pt" and tgt.best_metric is None and tgt.baseline_metric is None
+    assert tgt.extra["transfer"]["source"] == "glue_sst2"

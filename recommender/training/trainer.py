@@ -159,7 +159,6 @@ class _Run:
         self.target_tasks = list(target_tasks)
         self.targets: list[TransferTarget] = []
         self.target_finals: list[dict[str, Any]] = []
-        self._measurements: dict[str, Any] = {}
         self.state = RunState()
         self.run_model = RunModel(settings)
         self.final: dict[str, Any] = {}
@@ -203,9 +202,8 @@ class _Run:
                     error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
             finally:
                 self._release()
-        self._measurements = measurements
         source = self._result(status, stop_reason, error, memory.peak_mb, measurements, environment)
-        targets = [self._target_result(source, k) for k in range(len(self.target_tasks))]
+        targets = [self._target_result(source, k, measurements) for k in range(len(self.target_tasks))]
         return TransferRun(source, targets)
 
     def _train(self) -> str:
@@ -281,13 +279,14 @@ class _Run:
             wall_seconds=self.clock.elapsed(), precision=s.precision, monitor_n=rm.monitor_n, seed=s.seed,
             extra=extra, environment=environment, phase_seconds=self.phase_seconds())
 
-    def _target_result(self, source: RunResult, k: int) -> RunResult:
+    def _target_result(self, source: RunResult, k: int, measurements: dict[str, Any]) -> RunResult:
         """Target ``k``'s record: the run's status, cost and measurements, its own curve and score."""
         s, target = self.settings, self.targets[k] if k < len(self.targets) else None
         task = self.target_tasks[k]
         if target is None:  # the run failed before the targets were built
             return replace(source, task=task.name, metric_name=task.spec.metric, best_metric=None,
-                           best_metrics={}, metric_se=None, curve=[], n_dev=task.spec.n_dev,
+                           best_metrics={}, metric_se=None, baseline_metric=None, baseline_metrics={},
+                           baseline="", curve=[], n_dev=task.spec.n_dev,
                            extra={**source.extra, **transfer_extra(s.task)})
         final = self.target_finals[k] if k < len(self.target_finals) else {}
         extra = {k_: v for k_, v in {**self.result_extra, "merge_error": source.extra.get("merge_error"),
@@ -296,7 +295,7 @@ class _Run:
         return assemble_result(
             task=task, method=source.method, params=source.params, status=source.status,
             stop_reason=source.stop_reason, error=source.error, state=target.counters_from(self.state),
-            final=final, measurements=self._measurements, peak_mb=source.peak_memory_mb or 0.0,
+            final=final, measurements=measurements, peak_mb=source.peak_memory_mb or 0.0,
             flops_per_token=self.run_model.flops_per_token, steps_per_epoch=self.state.steps_per_epoch,
             wall_seconds=source.wall_seconds, precision=source.precision, monitor_n=target.monitor_n,
             seed=source.seed, extra=extra, environment=source.environment, phase_seconds=source.phase_seconds)
