@@ -42,6 +42,15 @@ def label_mean(task: Task) -> float:
     return float(np.mean(np.asarray(task.train["label"], dtype=float)))
 
 
+def monitor_subset(task: Task, evaluation: EvalConfig) -> Task:
+    """The task with its dev set cut to the seeded subset the learning curve is monitored on
+    (``task`` itself when the subset would be the whole dev set)."""
+    size = evaluation.monitor_size
+    if size is not None and size < len(task.dev):
+        return task.subsample(None, size, seed=evaluation.seed)
+    return task
+
+
 def token_length_p95(features: Features) -> int:
     return int(np.percentile(features.lengths, 95)) if len(features) else 8
 
@@ -106,10 +115,7 @@ class RunModel:
         if task.task_type == "regression":
             init_regression_head(self.model, label_mean(task))
         s.method.apply(self.model)
-        monitored = task
-        monitor = s.evaluation.monitor_size
-        if monitor is not None and monitor < len(task.dev):
-            monitored = task.subsample(None, monitor, seed=s.evaluation.seed)
+        monitored = monitor_subset(task, s.evaluation)
         self.streams = [self._stream(monitored, head=None)]
         self.full_dev = (self.streams[0].dev if monitored is task
                          else featurize(task, "dev", self.tokenizer, s.config))

@@ -289,9 +289,9 @@ class _Run:
                            baseline="", curve=[], n_dev=task.spec.n_dev,
                            extra={**source.extra, **transfer_extra(s.task)})
         final = self.target_finals[k] if k < len(self.target_finals) else {}
-        extra = {k_: v for k_, v in {**self.result_extra, "merge_error": source.extra.get("merge_error"),
-                                     **self._method_extra(target.state.best_metrics, task),
-                                     **transfer_extra(s.task)}.items() if v is not None}
+        extra = {name: v for name, v in {**self.result_extra, "merge_error": source.extra.get("merge_error"),
+                                         **self._method_extra(target.state.best_metrics, task),
+                                         **transfer_extra(s.task)}.items() if v is not None}
         return assemble_result(
             task=task, method=source.method, params=source.params, status=source.status,
             stop_reason=source.stop_reason, error=source.error, state=target.counters_from(self.state),

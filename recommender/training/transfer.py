@@ -13,7 +13,7 @@ the source (:func:`check_target`), else its scores would not be that task's.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from recommender.errors import ConfigError
@@ -22,7 +22,7 @@ from recommender.training.config import EvalConfig
 from recommender.training.curve import RunState, snapshot
 from recommender.training.data import Features, featurize
 from recommender.training.scoring import ScoringSpec
-from recommender.training.setup import RunModel, Stream
+from recommender.training.setup import RunModel, Stream, monitor_subset
 from recommender.types import EvalPoint, RunResult
 
 if TYPE_CHECKING:
@@ -71,9 +71,7 @@ class TransferTarget:
     @classmethod
     def build(cls, task: Task, run_model: RunModel, evaluation: EvalConfig) -> TransferTarget:
         config = run_model.settings.config
-        monitored = task
-        if evaluation.monitor_size is not None and evaluation.monitor_size < len(task.dev):
-            monitored = task.subsample(None, evaluation.monitor_size, seed=evaluation.seed)
+        monitored = monitor_subset(task, evaluation)
         full_dev = featurize(task, "dev", run_model.tokenizer, config)
         dev = full_dev if monitored is task else featurize(monitored, "dev", run_model.tokenizer, config)
         source = run_model.streams[0]
@@ -94,11 +92,7 @@ class TransferTarget:
         st = self.state
         scored = run_model.predict(self.stream).scored(self.spec)
         value, metrics = scored.primary(), scored.metrics()
-        point = EvalPoint(step=source_point.step, epoch=source_point.epoch,
-                          train_seconds=source_point.train_seconds, wall_seconds=source_point.wall_seconds,
-                          examples=source_point.examples, tokens=source_point.tokens, metric=value,
-                          metrics=metrics, train_loss=source_point.train_loss, flops=source_point.flops)
-        st.curve.append(point)
+        st.curve.append(replace(source_point, metric=value, metrics=metrics))  # same step, cost, clocks
         if st.first is None:
             st.first = value
         if st.best is None or value > st.best:
