@@ -237,6 +237,8 @@ def plot_regret(summary: dict[str, Any], path: Path, title: str, empty_reason: s
 
 
 #: how the meta-model's top pick is made (recommender.metamodel.rule_gap); the margins compared beside it
+RACE = ("the top pick first, alone, with the whole budget (it stops when it converges); the rest of the "
+        "portfolio raced by successive halving in the time it left")
 TOP_PICK = "rule_gap: leave the fixed rule only for a configuration whose 10 % quantile of difference to it is > 0"
 
 
@@ -289,7 +291,7 @@ def plot_scenarios(result: dict[str, Any], path: Path, title: str) -> None:
 def section_scenarios(params: dict[str, Any], out: dict[str, Any], tables: list[str]) -> None:
     from recommender.knowledge_base import load_knowledge_base
     from recommender.metamodel.quality import CURRENT_PROTOCOL, select_protocol
-    from recommender.metamodel.replay_eval import MARGIN, RacePlan, evaluate_scenarios, replay_predictions
+    from recommender.metamodel.replay_eval import RacePlan, evaluate_scenarios, replay_predictions
 
     cfg = params.get("scenarios", {})
     path = kb_file(params)
@@ -313,7 +315,7 @@ def section_scenarios(params: dict[str, Any], out: dict[str, Any], tables: list[
     record = {"scenarios": result["scenarios"], "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
               "source": "benchmarks/metamodel.py --only scenarios", "kb_path": rel(path), "n_runs": len(rows),
               "protocol_note": note, "n_groups": result["n_groups"], "n_sets": result["n_sets"],
-              "race_plan": result["race_plan"], "top_pick": TOP_PICK, "race_credit": MARGIN,
+              "race_plan": result["race_plan"], "top_pick": TOP_PICK, "race": RACE,
               "metamodel_regret_by_margin": margins,
               "race_regret_by_plan": plans, "seconds": time.perf_counter() - t0}
     out["scenarios"] = record

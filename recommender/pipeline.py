@@ -80,19 +80,17 @@ def plan_search(budgets: UserBudgets, recommendation: Recommendation | None = No
     return SearchConfig.from_budgets(budgets, **search)
 
 
-STRATEGIES = ("optuna", "race")
-
 
 def search(ref: TaskRef, config: SearchConfig, *, storage: str | None, study: str, strategy: str = "optuna",
            progress: TrialProgress | None = None) -> SearchResult:
     """Stage 4 in this process: create or resume ``study`` and search within ``config``'s
     budgets; every trial is recorded in the run store. ``strategy``: ``"optuna"`` (sampler and
     pruner; the meta-model's top configurations first when ``config.warm_start``) or
-    ``"race"`` (the meta-model's portfolio raced by successive halving, the survivor trained
-    to the end)."""
-    from recommender.config_utils import check_choice
+    ``"race"`` (the meta-model's top pick first, then the rest of its portfolio raced by
+    successive halving in the time it left, the survivor trained to the end)."""
+    from recommender.search.config import check_strategy
 
-    check_choice("search", "strategy", strategy, STRATEGIES)
+    check_strategy(strategy, config)
     if strategy == "race":
         from recommender.search.race import run_race
 
@@ -102,12 +100,13 @@ def search(ref: TaskRef, config: SearchConfig, *, storage: str | None, study: st
     return run_search(ref, storage, study, config, progress=progress)
 
 
-def start_search(ref: TaskRef, config: SearchConfig, *, storage: str | None, study: str) -> SearchStatus:
-    """Stage 4 in the background: the same search in its own process (it outlives the caller);
-    watch it with :func:`search_status`."""
+def start_search(ref: TaskRef, config: SearchConfig, *, storage: str | None, study: str,
+                 strategy: str = "optuna") -> SearchStatus:
+    """Stage 4 in the background: the same search (:func:`search`) in its own process (it
+    outlives the caller); watch it with :func:`search_status`."""
     from recommender.search.background import start_search_process
 
-    start_search_process(ref, storage, study, config)
+    start_search_process(ref, storage, study, config, strategy)
     return search_status(study, with_result=False)
 
 

@@ -149,6 +149,7 @@ def test_state_survives_page_changes_and_search_arrives_filled_in(home):
     assert at.number_input(key="form_latency").value == 80.0
     assert at.number_input(key="form_params").value == 200_000
     assert at.number_input(key="form_trial_time").value == 120
+    assert at.radio(key="form_strategy").value == "race"  # verifying a recommendation races its portfolio
     assert any("From your recommendation" in i for i in texts(at.info))
 
 
@@ -215,6 +216,7 @@ def test_verify_with_a_search_starts_a_background_search_on_the_top_methods(home
     assert study.startswith("glue_sst2-")
     status = search_status(study, with_result=False)
     assert status.alive and list(status.config.methods) == methods and status.config.warm_start
+    assert status.extra["strategy"] == "race"  # the recommendation's portfolio, raced
     assert status.extra["task_ref"]["max_train"] == 64
     assert stop_search(study).state == "stopped"
 
@@ -617,6 +619,10 @@ def test_a_background_search_passes_its_task_and_config_as_one_record(tmp_path, 
     assert config.sampler == "nsga2"  # sampler="auto": the same policy as the CLI's
     assert main(["search", "glue_rte", *cmd[4:]]) == 2
     assert "not both" in capsys.readouterr().err
+    race = SearchJob(task_ref, SearchConfig(methods=("lora", "ia3"), time_budget=90), "race")
+    race_file = race.write(tmp_path / "r.job")  # the strategy travels too
+    assert main(["search", *search_command(race_file, "r")[4:], "--strategy", "optuna"]) == 2
+    assert "contradicts" in capsys.readouterr().err
 
 
 def test_app_command_binds_localhost_and_finds_the_app():

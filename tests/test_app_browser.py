@@ -330,6 +330,7 @@ def test_the_whole_flow_in_a_real_browser(tmp_path):
         assert "reviews.csv (your upload)" in text, text[:3000]
         latency = widget(driver, "stNumberInput", "Latency budget (ms)").find_element(By.TAG_NAME, "input")
         assert float(latency.get_attribute("value")) == 500
+        click_radio(driver, "Search")  # it arrives set to race the portfolio; one Optuna trial here
         type_number(driver, "Total time budget (s)", "120", commit="tab")
         type_number(driver, "Trial budget (number of trials)", "1", commit="tab")
         type_number(driver, "Time per trial (s)", "30", commit="tab")

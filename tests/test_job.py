@@ -85,10 +85,19 @@ def test_a_search_job_round_trips_through_its_file_and_refuses_what_does_not_fit
     assert oct(path.stat().st_mode & 0o777) == "0o600"
     assert SearchJob.read(path) == job
     path.write_text(json.dumps({"task": job.task.to_dict()}))
-    with pytest.raises(ConfigError, match="'task' and 'config'"):
+    with pytest.raises(ConfigError, match="'task', 'config'"):
         SearchJob.read(path)
     path.write_text(json.dumps({**job.to_dict(), "config": {**job.config.to_dict(), "sampler": "anneal"}}))
     with pytest.raises(StorageError, match="sampler"):
+        SearchJob.read(path)
+    race = SearchJob(job.task, SearchConfig(methods=("lora",), time_budget=120.0), "race")
+    assert SearchJob.read(race.write(tmp_path / "r.job")) == race
+    with pytest.raises(ConfigError, match="quality objective"):  # a race ranks by the dev metric
+        SearchJob(job.task, job.config, "race")
+    path.write_text(json.dumps({"task": job.task.to_dict(), "config": job.config.to_dict()}))
+    assert SearchJob.read(path).strategy == "optuna"  # a job written before strategies were recorded
+    path.write_text(json.dumps({**job.to_dict(), "strategy": "grid; rm -rf ~"}))
+    with pytest.raises(ConfigError, match="strategy"):
         SearchJob.read(path)
 
 

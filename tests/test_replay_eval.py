@@ -78,8 +78,9 @@ def test_replay_evaluation_gives_the_known_regrets_per_scenario(evaluation):
     assert pol["oracle"]["regret"] == 0 and pol["best_fixed_rule"]["regret"] == pytest.approx(0)
     assert pol["always_full_ft"]["regret"] == pytest.approx(18.0)  # 0.78 - 0.60
     assert pol["random"]["regret"] == pytest.approx((18 + 0 + 23) / 3, abs=1e-3)
-    # the race: lora (the rule) and one other for 50 each (lora 0.70 at 5 s), lora again for 100: 0.75
-    assert pol["race"]["regret"] == pytest.approx(3.0)
+    # the race: lora (the top pick) trains first and is still improving at the budget (20 s,
+    # 0.78): no time is left to race the other
+    assert pol["race"]["regret"] == pytest.approx(0.0)
     # its ceiling: the best of that portfolio trained alone with the whole budget (lora, 0.78)
     assert pol["race_ceiling"]["regret"] == pytest.approx(0.0)
     t100 = _scenario(evaluation, "time_100")
@@ -125,20 +126,37 @@ def test_race_plan_splits_the_budget_by_rung():
     assert RacePlan(portfolio=1).rungs(100) == [(1, 100)]
 
 
-def test_a_rung_keeps_the_top_pick_unless_a_challenger_clearly_beats_it():
-    from recommender.metamodel.replay_eval import race_credit, rung_order
+def test_a_rung_passes_on_the_best_measured_and_breaks_ties_by_priority():
+    from recommender.metamodel.replay_eval import rung_order
 
-    items = ["top pick", "challenger", "third"]
-    priority = [3.0, 2.0, 1.0]
-    bonus = race_credit(3, 0, 0.05).tolist()
-    assert bonus == [0.05, 0.0, 0.0]
-    # a 2-point lead after a short rung does not displace the top pick (credited 5 points) ...
-    assert rung_order(items, [0.70, 0.72, 0.60], priority, bonus)[0] == "top pick"
-    # ... a 10-point lead does; an infeasible trial goes last whatever its credit
-    assert rung_order(items, [0.60, 0.70, 0.65], priority, bonus) == ["challenger", "top pick", "third"]
-    assert rung_order(items, [float("-inf"), 0.5, 0.5], priority, bonus) == ["challenger", "third", "top pick"]
-    # equal scores: the meta-model's priority decides
-    assert rung_order(items, [0.5, 0.5, 0.5], [1.0, 3.0, 2.0], [0.0] * 3) == ["challenger", "third", "top pick"]
+    items = ["first", "second", "third"]
+    assert rung_order(items, [0.60, 0.70, 0.65], [3.0, 2.0, 1.0]) == ["second", "third", "first"]
+    assert rung_order(items, [float("-inf"), 0.5, 0.5], [3.0, 2.0, 1.0]) == ["second", "third", "first"]
+    assert rung_order(items, [0.5, 0.5, 0.5], [1.0, 3.0, 2.0]) == ["second", "third", "first"]
+
+
+def test_the_race_trains_the_top_pick_first_and_races_the_rest_in_the_time_it_leaves(synthetic_kb):
+    from recommender.metamodel.replay_eval import RacePlan, race_outcome, task_sets
+
+    s = task_sets(synthetic_kb)[0]
+    index = {r.result.method: i for i, r in enumerate(s.runs)}
+    priority = np.zeros(len(s.runs))
+    plan = RacePlan(portfolio=3, eta=2, final_fraction=0.5)
+    assert plan.challenger_rungs(400) == [(2, 100), (1, 200)]
+    assert plan.challenger_rungs(0) == [] and RacePlan(portfolio=1).challenger_rungs(400) == []
+    # head_only stops at 40 s (cost 400, 0.55); in the 400 it leaves, full_ft (0.55 at 10 s) and
+    # lora (0.75 at 10 s) race for 100 each; lora goes on for 200 (20 s): 0.78
+    order = [index["head_only"], index["full_ft"], index["lora"]]
+    assert race_outcome(s, "time_100", order, plan, 800.0, priority) == pytest.approx(0.78)
+    # a top pick still learning at the budget keeps all of it: nothing else is trained
+    order = [index["full_ft"], index["lora"], index["head_only"]]
+    assert race_outcome(s, "time_25", order, plan, 200.0, priority) == pytest.approx(0.60)
+    # the race never does worse than its top pick alone with the whole budget
+    for first in index.values():
+        rest = [i for i in index.values() if i != first]
+        for budget in (100.0, 200.0, 400.0, 800.0):
+            alone = race_outcome(s, "time_100", [first], RacePlan(portfolio=1), budget, priority)
+            assert race_outcome(s, "time_100", [first, *rest], plan, budget, priority) >= alone
 
 
 def test_a_deployment_running_the_base_models_computation_has_latency_ratio_one():

@@ -84,11 +84,18 @@ def write_back_budgets(latency: float | None, batch: int, params: int | None, tr
     s["_search_synced_budgets"] = json.dumps(state.budgets(), sort_keys=True)
 
 
+STRATEGY_LABELS = {"optuna": "Search", "race": "Race"}
+
+
 def launch_form(handoff: dict[str, Any] | None) -> None:
     options = task_options()
     sync_with_session(options, handoff)
-    for key, value in (("form_time", 600), ("form_trial_time", 180), ("form_warm", True)):
+    for key, value in (("form_time", 600), ("form_trial_time", 180), ("form_warm", True),
+                       ("form_strategy", "optuna")):
         st.session_state.setdefault(key, value)
+    if handoff:  # verifying a recommendation: race its portfolio
+        st.session_state["form_strategy"] = "race"
+        st.session_state["form_objective"] = "quality"
     if handoff:
         st.info(f"From your recommendation: {ui.md(option_label(handoff['task_id']))}, methods "
                 f"{', '.join(st.session_state['search_methods']) or 'all'}, and your budgets. Set the search's total "
@@ -115,6 +122,13 @@ def launch_form(handoff: dict[str, Any] | None) -> None:
         trial_time = f4.number_input("Time per trial (s)", min_value=5, step=30, key="form_trial_time",
                                      help="Each trial's training time: your training-time budget.")
         g1, g2, g3, g4 = st.columns(4)
+        strategy = g1.radio("Strategy", list(STRATEGY_LABELS), horizontal=True, key="form_strategy",
+                            format_func=STRATEGY_LABELS.__getitem__,
+                            help="Search: Optuna's sampler and pruner try methods and hyperparameters. Race: "
+                                 "the recommendation's top pick trains first, with the whole time budget; the "
+                                 "time it leaves races the rest of its portfolio (the robust default, the next "
+                                 "best methods) by successive halving, so it does no worse than the top pick "
+                                 "alone. A race ranks by the dev metric (quality objective).")
         objective = g1.radio("Objective", ["quality", "pareto"], horizontal=True, key="form_objective",
                              help="quality: the best dev metric under the constraints. pareto: metric, time to "
                                   "convergence and latency together (a front of trade-offs).")
@@ -160,7 +174,8 @@ def launch_form(handoff: dict[str, Any] | None) -> None:
         config = pipeline.plan_search(budgets, methods=tuple(methods) or None, time_budget=float(time_budget),
                                       n_trials=int(n_trials) if n_trials else None, objective=objective,
                                       warm_start=warm, model=model_path)
-        pid = pipeline.start_search(task_ref, config, storage=ui.default_storage(), study=study.strip()).pid
+        pid = pipeline.start_search(task_ref, config, storage=ui.default_storage(), study=study.strip(),
+                                    strategy=strategy).pid
     except RecommenderError as exc:
         ui.show_error(exc)
         return
@@ -190,7 +205,8 @@ if not searches:
 # --- watching ---------------------------------------------------------------------------------
 def label(record: dict[str, Any]) -> str:
     started = time.strftime("%m-%d %H:%M", time.localtime(record.get("started_at", 0)))
-    return f"{record['study']} ({record['state']}, {record.get('task', '?')}, started {started})"
+    kind = "race, " if record.get("strategy") == "race" else ""
+    return f"{record['study']} ({kind}{record['state']}, {record.get('task', '?')}, started {started})"
 
 
 studies = [r["study"] for r in searches]

@@ -93,8 +93,8 @@ def format_search_result(result: Any) -> str:
     return "\n".join(lines)
 
 
-def _search_job(args: argparse.Namespace) -> tuple[Any, Any]:
-    """The task and configuration: from ``--job`` (a background search's record) or the flags."""
+def _search_job(args: argparse.Namespace) -> tuple[Any, Any, str]:
+    """The task, configuration and strategy: from ``--job`` (a background search's record) or the flags."""
     from recommender.errors import ConfigError
     from recommender.search.config import SearchConfig, TaskRef
     from recommender.search.job import SearchJob
@@ -104,7 +104,9 @@ def _search_job(args: argparse.Namespace) -> tuple[Any, Any]:
         if args.task is not None:
             raise ConfigError(f"give the task or --job, not both (the job names its task; got {args.task!r})")
         job = SearchJob.read(args.job)
-        return job.task, job.config
+        if args.strategy not in (None, job.strategy):
+            raise ConfigError(f"the job is a {job.strategy!r} search; --strategy {args.strategy} contradicts it")
+        return job.task, job.config, job.strategy
     if args.task is None:
         raise ConfigError("give the task to search (a bundled name or a file), or --job")
     overrides = {k: v for k, v in {"text_col": args.text_col, "text_pair_col": args.text_pair_col,
@@ -122,7 +124,7 @@ def _search_job(args: argparse.Namespace) -> tuple[Any, Any]:
         precision=args.precision, isolation=args.isolation,
         **{k: v for k, v in {"heartbeat_interval": args.heartbeat_interval, "grace_period": args.grace_period,
                              "max_consecutive_failures": args.max_failures}.items() if v is not None})
-    return task_ref, config
+    return task_ref, config, args.strategy or "optuna"
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -134,7 +136,7 @@ def _search(args: argparse.Namespace) -> int:
     from recommender.search.study import create_search_study
     from recommender.store import STORAGE_ENV, mask_url, storage_url
 
-    task_ref, config = _search_job(args)
+    task_ref, config, strategy = _search_job(args)
     if not args.json:  # on stdout: stderr is for progress and the one error line
         from recommender.report import metric_line
 
@@ -145,7 +147,7 @@ def _search(args: argparse.Namespace) -> int:
         where = f"--storage {shown}" if args.storage else f"(storage {shown}, or set {STORAGE_ENV})"
         print(f"created study {args.study!r}; start workers with: recommender worker {where} --study {args.study}")
         return 0
-    result = pipeline.search(task_ref, config, storage=args.storage, study=args.study, strategy=args.strategy,
+    result = pipeline.search(task_ref, config, storage=args.storage, study=args.study, strategy=strategy,
                              progress=None if args.json else _print_progress)
     print(json.dumps(result.to_dict()) if args.json else format_search_result(result))
     return 0
@@ -171,6 +173,8 @@ STORAGE_HELP = ("Optuna storage URL: sqlite:///runs.db (default, in the user fol
 
 
 def register(sub: Any) -> None:
+    from recommender.search.config import STRATEGIES
+
     p = sub.add_parser("search", help="budgeted Optuna search over methods and hyperparameters")
     add_task_args(p, required=False)
     p.add_argument("--job", help="run the search a JSON job file describes (task and configuration, as a "
@@ -190,9 +194,10 @@ def register(sub: Any) -> None:
                    help="auto (default): nsga2 for --objective pareto, else tpe")
     p.add_argument("--pruner", choices=["successive_halving", "hyperband", "none"], default="successive_halving")
     p.add_argument("--warm-start", action="store_true", help="enqueue seed configurations first")
-    p.add_argument("--strategy", choices=["optuna", "race"], default="optuna",
-                   help="optuna: sampler + pruner (default); race: the meta-model's portfolio raced by "
-                   "successive halving inside --time-budget, the survivor trained to the end")
+    p.add_argument("--strategy", choices=list(STRATEGIES),
+                   help="optuna: sampler + pruner (default); race: the meta-model's top pick trained "
+                   "first, then the rest of its portfolio raced by successive halving in the time "
+                   "the top pick left of --time-budget, the survivor trained to the end")
     p.add_argument("--max-epochs", type=positive_float, default=3.0)
     p.add_argument("--patience", type=positive_int, default=3,
                    help="dev evaluations without improvement before a trial stops early (default 3)")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -117,7 +117,7 @@ def run_targets(result: RunResult) -> dict[str, float]:
     }
 
 
-def design_matrix(rows: Sequence[dict[str, Any]], methods: Sequence[str]) -> tuple[list[str], np.ndarray]:
+def design_matrix(rows: Sequence[Mapping[str, Any]], methods: Sequence[str]) -> tuple[list[str], np.ndarray]:
     """``rows`` hold ``metafeatures``, ``method``, ``params``, ``trainable_params``."""
     vectors = [{**task_vector(r["metafeatures"]),
                 **config_vector(r["method"], r["params"], methods, r.get("trainable_params"))} for r in rows]

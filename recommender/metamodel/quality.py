@@ -49,7 +49,7 @@ def row_protocol(row: Any) -> int:
 
 
 #: until protocol-2 runs cover this many tasks, older runs fill the (task, size) sets they miss
-#: (20 of the 29 bundled tasks: below that, whole task types -- extractive QA -- and languages
+#: (20 of the bundled tasks: below that, whole task types -- extractive QA -- and languages
 #: would have no runs to learn from)
 MIN_TASKS_FOR_PROTOCOL = 20
 
@@ -144,8 +144,8 @@ def running_curve(result: RunResult) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros(0), np.zeros(0)
     cost = np.array([c for c, _ in points])
     best = np.maximum.accumulate(np.array([m for _, m in points]))
-    if result.has_metric:
-        best = best + (float(result.best_metric) - best[-1])
+    if result.has_metric and result.best_metric is not None:
+        best = best + (result.best_metric - best[-1])
     return cost, best
 
 

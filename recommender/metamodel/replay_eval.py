@@ -15,9 +15,10 @@ first evaluation, and when the pick misses a hard constraint). Regret
 - ``params_1m``: at most 1 M trainable parameters (at convergence);
 - ``storage_20``: 20 tasks to serve from :data:`STORAGE_20_MB` of disk (at convergence).
 
-Policies: ``metamodel`` (the recommendation's top pick), ``race`` (a portfolio from the
-meta-model raced by successive halving inside the same budget, :class:`RacePlan`; in the
-scenarios without a time budget it gets 100 % of full fine-tuning's time to convergence),
+Policies: ``metamodel`` (the recommendation's top pick), ``race`` (the top pick trained first,
+then the rest of a portfolio from the meta-model raced by successive halving in the time it left
+of the same budget, :class:`RacePlan`; in the scenarios without a time budget it gets 100 % of
+full fine-tuning's time to convergence),
 ``race_ceiling`` (the best of the race's portfolio trained alone with the whole budget: a race
 that picks perfectly at no cost, the most any race over that portfolio could reach),
 ``best_fixed_rule`` (the one method with the lowest mean regret on the training groups in that
@@ -32,12 +33,19 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from recommender.metamodel.quality import QualityModel, kb_baselines, running_curve, score_at, to_metric
+from recommender.metamodel.quality import (
+    QualityModel,
+    converged,
+    kb_baselines,
+    running_curve,
+    score_at,
+    to_metric,
+)
 from recommender.metamodel.rule_gap import RuleGapModel, pick
 from recommender.methods.base import REFERENCE_METHOD
 from recommender.report import latency_ratio
@@ -51,9 +59,8 @@ MAX_PARAMS = 1_000_000
 N_TASKS = 20
 STORAGE_20_MB = 500.0
 MODEL_MB = 22_713_216 * 4 / 1e6
-#: the credit (metric units) of the top pick in a race's rungs, and the margin on the predicted
-#: metric by which a pick left the robust default before :mod:`~recommender.metamodel.rule_gap`
-#: (still the fallback where no difference model could be fitted)
+#: the margin on the predicted metric by which a pick left the robust default before
+#: :mod:`~recommender.metamodel.rule_gap` (still the fallback where no difference model could be fitted)
 MARGIN = 0.05
 #: which latency quantile must meet the budget (0: 10 %, 1: median, 2: 90 %); a hard budget is
 #: better met with confidence: on the 334 runs of 2026-12-06 the 90 % quantile lowered the
@@ -64,25 +71,19 @@ LATENCY_QUANTILE = 2
 
 @dataclass(frozen=True)
 class RacePlan:
-    """Successive halving over ``portfolio`` configurations: each rung keeps the best
-    1/``eta``; the last survivor is retrained with ``final_fraction`` of the budget and the rest
-    is shared equally by the earlier rungs (every trial in a rung gets the same time)."""
+    """The top pick first, alone, with the whole budget: it stops when it converges (early
+    stopping). The time it leaves is raced among the rest of the ``portfolio`` by successive
+    halving: each rung keeps the best 1/``eta``, the last survivor is trained again with
+    ``final_fraction`` of that time and the earlier rungs share the rest equally (every trial in a
+    rung gets the same time). The race never takes time the top pick would use."""
 
     portfolio: int = 3
     eta: int = 3
     final_fraction: float = 0.9
-    #: race only when the budget is at least this many times the top pick's predicted time to
-    #: converge; below it the top pick alone gets the whole budget (set a priori, not tuned: the
-    #: survivor then has 0.9 of the budget for a time predicted to about +-30 %)
-    min_budget_ratio: float = 2.0
-
-    def affordable(self, budget: float, top_pick_cost: float | None) -> bool:
-        """Whether racing is worth its cost here (``top_pick_cost``: predicted time to
-        converge, in the budget's units; None: unknown, race)."""
-        return self.portfolio > 1 and (top_pick_cost is None or budget >= self.min_budget_ratio * top_pick_cost)
 
     def rungs(self, budget: float) -> list[tuple[int, float]]:
-        """(configurations, budget each) per rung, the final one included."""
+        """(configurations, budget each) per rung, the final one included, for ``portfolio``
+        configurations raced over ``budget``."""
         sizes = [self.portfolio]
         while sizes[-1] > 1:
             sizes.append(max(1, math.ceil(sizes[-1] / self.eta)))
@@ -90,6 +91,12 @@ class RacePlan:
             return [(1, budget)]
         share = budget * (1 - self.final_fraction) / (len(sizes) - 1)
         return [(n, share / n) for n in sizes[:-1]] + [(1, budget * self.final_fraction)]
+
+    def challenger_rungs(self, left: float, challengers: int | None = None) -> list[tuple[int, float]]:
+        """The rungs of the challengers (the portfolio but the top pick, or ``challengers`` of
+        them) in the time ``left`` by the top pick; none when nothing is left."""
+        n = self.portfolio - 1 if challengers is None else challengers
+        return replace(self, portfolio=n).rungs(left) if n > 0 and left > 0 else []
 
 
 # --- the sets -----------------------------------------------------------------------------
@@ -225,59 +232,48 @@ def choose(predicted: np.ndarray, allowed: np.ndarray, default: int | None, marg
 
 
 def race_outcome(s: TaskSet, scenario: str, order: Sequence[int], plan: RacePlan, budget: float,
-                 priority: np.ndarray, bonus: np.ndarray | None = None) -> float:
-    """Replay successive halving over the configurations ``order`` (best first): each trial
-    restarts from scratch with its rung's share; a rung ranks by :func:`rung_order`. The race
-    returns the best score of any trial that meets the scenario's constraints (the baseline
-    when none does), as :meth:`TaskSet.outcomes` scores a single pick."""
+                 priority: np.ndarray) -> float:
+    """Replay a race over ``order`` (the top pick first, :class:`RacePlan`): the top pick trains
+    with the whole budget and stops where its recorded run stopped, or at the budget; the
+    challengers restart from scratch in the time it left, a rung ranked by :func:`rung_order`.
+    Returns the best score of any trial that meets the scenario's constraints (the baseline when
+    none does), as :meth:`TaskSet.outcomes` scores a single pick."""
     feasible = s.feasible(scenario)
-    alive = list(order[: plan.portfolio])
-    bonus = np.zeros(len(s.runs)) if bonus is None else bonus
-    best = -math.inf
-    for n, each in plan.rungs(budget):
+    top = s.runs[order[0]].result
+    used = min(budget, stop_cost(top))
+    best = score_at(top, used, s.baseline) if feasible[order[0]] else -math.inf
+    alive = list(order[1: plan.portfolio])
+    for n, each in plan.challenger_rungs(budget - used, len(alive)):
         alive = alive[:n]
-        scores = {i: score_at(s.runs[i].result, each, s.baseline) for i in alive}
-        for i, value in scores.items():
-            if feasible[i]:
-                best = max(best, value)
-        alive = rung_order(alive, [scores[i] if feasible[i] else -math.inf for i in alive],
-                           [priority[i] for i in alive], [bonus[i] for i in alive])
+        scores = {i: score_at(s.runs[i].result, each, s.baseline) if feasible[i] else -math.inf for i in alive}
+        best = max([best, *scores.values()])
+        alive = rung_order(alive, [scores[i] for i in alive], [priority[i] for i in alive])
     return best if best > -math.inf else s.baseline  # no trial met the constraints
 
 
-def race_credit(n: int, top: int, margin: float) -> np.ndarray:
-    """What each configuration is credited in a race's rungs: the meta-model's top pick gets
-    ``margin`` (a rival's lead after a short rung must be clear to displace what the knowledge
-    base predicts; early scores barely above the constant predictor are mostly noise)."""
-    bonus = np.zeros(n)
-    bonus[top] = margin
-    return bonus
+def stop_cost(result: Any) -> float:
+    """The cost at which a recorded run stopped on its own (its last evaluation); infinite for a
+    run cut off by its time budget, which would have gone on."""
+    costs, _ = running_curve(result)
+    return float(costs[-1]) if len(costs) and converged(result) else math.inf
 
 
-def rung_order(items: Sequence[Any], scores: Sequence[float], priority: Sequence[float],
-               bonus: Sequence[float]) -> list[Any]:
-    """The order a race's rung passes on: by measured score plus credit (:func:`race_credit`),
-    ties broken by the meta-model's priority."""
-    ranked = sorted(range(len(items)), key=lambda k: (-(scores[k] + bonus[k]), -priority[k]))
+def rung_order(items: Sequence[Any], scores: Sequence[float], priority: Sequence[float]) -> list[Any]:
+    """The order a race's rung passes on: by measured score, ties broken by the meta-model's priority."""
+    ranked = sorted(range(len(items)), key=lambda k: (-scores[k], -priority[k]))
     return [items[k] for k in ranked]
 
 
-def portfolio(predicted: np.ndarray, allowed: np.ndarray, methods: Sequence[str], default: int | None,
+def portfolio(predicted: np.ndarray, allowed: np.ndarray, methods: Sequence[str], first: Sequence[int | None],
               size: int) -> list[int]:
-    """Distinct methods, best predicted first, always including the robust default (index ``default``)."""
+    """Distinct methods: ``first`` (the top pick, then the robust default) in that order, then
+    the best predicted others."""
     order = [int(i) for i in np.argsort(-predicted) if allowed[i]] or [int(i) for i in np.argsort(-predicted)]
     chosen: list[int] = []
-    seen: set[str] = set()
-    if default is not None and default in order:
-        chosen.append(default)
-        seen.add(methods[default])
-    for i in order:
-        if len(chosen) >= size:
-            break
-        if methods[i] not in seen:
+    for i in [*(int(f) for f in first if f is not None), *order]:
+        if len(chosen) < size and methods[i] not in {methods[c] for c in chosen}:
             chosen.append(i)
-            seen.add(methods[i])
-    return sorted(chosen, key=lambda i: -predicted[i])
+    return chosen
 
 
 # --- the evaluation -----------------------------------------------------------------------
@@ -300,7 +296,6 @@ class Prediction:
     allowed: np.ndarray  # predicted to meet the scenario's constraint
     rule: str | None  # the best fixed rule on the training groups, as applied to this set (:func:`rule_for`)
     gap: np.ndarray | None = None  # (n_runs, 3) predicted difference to the rule's outcome (rule_gap)
-    log_cost: np.ndarray | None = None  # (n_runs,) predicted log cost to converge (the median)
 
 
 def replay_predictions(kb_rows: Sequence[Any], *, quality_kwargs: dict[str, Any] | None = None,
@@ -321,17 +316,16 @@ def replay_predictions(kb_rows: Sequence[Any], *, quality_kwargs: dict[str, Any]
         gaps = RuleGapModel().fit(train_sets, rankings)
         for s in (s for s in sets if s.group == group):
             rows = prediction_rows(s.runs)
-            ratio = cost = None
+            ratio = None
             if meta is not None:
                 predicted = meta.predict(rows)
                 ratio = predicted["latency_ratio_b1"][:, LATENCY_QUANTILE] if "latency_ratio_b1" in predicted else None
-                cost = predicted["log_cost"][:, 1] if "log_cost" in predicted else None
             for sc in SCENARIOS:
                 budget = s.budgets[sc]
                 log_cost = math.log(budget) if budget is not None else quality.convergence_log_cost()
                 q = to_metric(quality.predict(rows, [log_cost])[:, 0, :], s.baseline, s.runs[0].result.metric_name)
                 out.append(Prediction(s, sc, q, predicted_feasible(s, sc, ratio), rule_for(s, rankings[sc]),
-                                      gaps.predict(sc, rows), cost))
+                                      gaps.predict(sc, rows)))
     return out
 
 
@@ -365,15 +359,10 @@ def evaluate_scenarios(kb_rows: Sequence[Any], *, plan: RacePlan | None = None, 
                else choose(q[:, 1], p.allowed, fixed, margin))
         budget = s.budgets[sc]
         race_budget = budget if budget is not None else s.budgets["time_100"]
-        bonus = race_credit(len(methods), top, MARGIN)
-        top_cost = None if p.log_cost is None or not np.isfinite(p.log_cost[top]) else math.exp(p.log_cost[top])
-        order = portfolio(q[:, 1] + bonus, p.allowed, methods, fixed, plan.portfolio)
+        order = portfolio(q[:, 1], p.allowed, methods, (top, fixed), plan.portfolio)
         ceiling = max(race_outcome(s, sc, [i], RacePlan(portfolio=1), float(race_budget or 0.0), q[:, 1])
                       for i in order)
-        if plan.affordable(float(race_budget or 0.0), top_cost):
-            race = race_outcome(s, sc, order, plan, float(race_budget or 0.0), q[:, 1] + bonus, bonus)
-        else:  # too tight to race: the top pick trains with the whole budget
-            race = race_outcome(s, sc, [top], RacePlan(portfolio=1), float(race_budget or 0.0), q[:, 1], bonus)
+        race = race_outcome(s, sc, order, plan, float(race_budget or 0.0), q[:, 1])
         full = _method_run(s, REFERENCE_METHOD)
         row = regrets[sc][s.group]
         row["oracle"].append(0.0)
@@ -389,8 +378,7 @@ def evaluate_scenarios(kb_rows: Sequence[Any], *, plan: RacePlan | None = None, 
     scenarios = [_summarise(sc, regrets[sc], covered[sc], rules[sc], n_boot, rng) for sc in SCENARIOS]
     return {"scenarios": scenarios, "n_sets": len({id(p.set) for p in predictions}),
             "n_groups": len({p.set.group for p in predictions}),
-            "race_plan": {"portfolio": plan.portfolio, "eta": plan.eta, "final_fraction": plan.final_fraction,
-                          "min_budget_ratio": plan.min_budget_ratio},
+            "race_plan": {"portfolio": plan.portfolio, "eta": plan.eta, "final_fraction": plan.final_fraction},
             "margin": margin}
 
 

@@ -134,8 +134,10 @@ def search_command(job_file: Path, study_name: str) -> list[str]:
             "--study", check_study_name(study_name), "--json"]
 
 
-def start_search_process(task_ref: TaskRef, storage: str | None, study_name: str, config: SearchConfig) -> int:
-    """Start a budgeted search in a detached process and record it; return its pid.
+def start_search_process(task_ref: TaskRef, storage: str | None, study_name: str, config: SearchConfig,
+                         strategy: str = "optuna") -> int:
+    """Start a budgeted search (``strategy``: :data:`~recommender.search.config.STRATEGIES`) in a
+    detached process and record it; return its pid.
 
     Refuses a study name whose search is still running. Starting a finished study's name again
     resumes that study (same task) in the storage.
@@ -151,7 +153,7 @@ def start_search_process(task_ref: TaskRef, storage: str | None, study_name: str
         if previous.alive:
             raise ConfigError(f"a search named {study_name!r} is already running (pid {previous.pid}); "
                               "stop it or choose another name")
-    cmd = search_command(SearchJob(task_ref, config).write(job_path(study_name)), study_name)
+    cmd = search_command(SearchJob(task_ref, config, strategy).write(job_path(study_name)), study_name)
     log_path = searches_dir() / f"{study_name}.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
            "TOKENIZERS_PARALLELISM": "false", STORAGE_ENV: storage}
@@ -169,7 +171,8 @@ def start_search_process(task_ref: TaskRef, storage: str | None, study_name: str
     _write_record({"pid": proc.pid, "study": study_name, "storage": mask_url(storage), "started_at": time.time(),
                    "time_budget": config.time_budget, "task": Path(task_ref.source).stem
                    if Path(task_ref.source).exists() else task_ref.source, "task_ref": task_ref.to_dict(),
-                   "config": config.to_dict(), "log": str(log_path), "stopped": False, "ended_at": None})
+                   "config": config.to_dict(), "strategy": strategy, "log": str(log_path), "stopped": False,
+                   "ended_at": None})
     return proc.pid
 
 
@@ -287,7 +290,8 @@ def search_status(study: str, *, with_result: bool = True) -> SearchStatus:
     return SearchStatus(study=study, storage=record["storage"], pid=int(record["pid"]), state=state,
                         started_at=float(record["started_at"]), time_budget=budget, task=record.get("task", ""),
                         log_path=record["log"], elapsed_s=elapsed, time_left_s=left, result=result, config=config,
-                        error=error, log_tail=tail[-4000:], extra={"task_ref": record.get("task_ref")})
+                        error=error, log_tail=tail[-4000:],
+                        extra={"task_ref": record.get("task_ref"), "strategy": record.get("strategy", "optuna")})
 
 
 def list_searches() -> list[dict[str, Any]]:

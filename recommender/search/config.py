@@ -18,6 +18,9 @@ SAMPLERS = ("tpe", "random", "nsga2")
 AUTO_SAMPLER = {"pareto": "nsga2", "quality": "tpe"}
 PRUNERS = ("successive_halving", "hyperband", "none")
 ISOLATION = ("process", "none")
+#: how a search spends its budget: Optuna's sampler and pruner, or the meta-model's portfolio raced
+#: (:mod:`recommender.search.race`)
+STRATEGIES = ("optuna", "race")
 
 #: Version of the stored search configuration (the study's schema): 2 added the heartbeat
 #: settings and ``max_consecutive_failures``; a study written with schema 1 gets their defaults.
@@ -221,3 +224,14 @@ class SearchConfig:
         if isinstance(data.get("methods"), list):
             data["methods"] = tuple(data["methods"])
         return from_stored(cls, data, "search configuration", schema)
+
+
+def check_strategy(strategy: str, config: SearchConfig) -> None:
+    """A :class:`ConfigError` unless ``config`` can run as a ``strategy`` search (a race splits a
+    time budget and ranks by the dev metric)."""
+    check_choice("search", "strategy", strategy, STRATEGIES)
+    if strategy == "race" and config.time_budget is None:
+        raise ConfigError("a race needs a time budget (--time-budget): it splits it")
+    if strategy == "race" and config.objective != "quality":
+        raise ConfigError("a race ranks configurations by the dev metric: it needs the quality objective, "
+                          f"not {config.objective!r}")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from recommender.errors import ConfigError
-from recommender.search.config import SearchConfig, TaskRef
+from recommender.search.config import SearchConfig, TaskRef, check_strategy
 from recommender.types import Budget
 
 #: a trial process still alive this long after its budget (x2, + this) is killed by its parent
@@ -116,21 +116,28 @@ class TrialJob:
 
 @dataclass(frozen=True)
 class SearchJob:
-    """A whole search for another process: the task and the configuration, nothing else (the
-    storage travels in the environment, where no other user can read a password)."""
+    """A whole search for another process: the task, the configuration and the strategy
+    (:data:`~recommender.search.config.STRATEGIES`), nothing else (the storage travels in the
+    environment, where no other user can read a password)."""
 
     task: TaskRef
     config: SearchConfig
+    strategy: str = "optuna"
+
+    def __post_init__(self) -> None:
+        check_strategy(self.strategy, self.config)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"task": self.task.to_dict(), "config": self.config.to_dict()}
+        return {"task": self.task.to_dict(), "config": self.config.to_dict(), "strategy": self.strategy}
 
     @classmethod
     def from_dict(cls, data: Any) -> SearchJob:
-        """Rebuild from :meth:`to_dict` with the checks of a stored configuration."""
-        if not isinstance(data, dict) or sorted(data) != ["config", "task"]:
-            raise ConfigError(f"a search job must be a mapping of 'task' and 'config', got {data!r:.200}")
-        return cls(TaskRef.from_dict(data["task"]), SearchConfig.from_dict(data["config"]))
+        """Rebuild from :meth:`to_dict` with the checks of a stored configuration (a job written
+        before the strategy was recorded is an Optuna search)."""
+        if not isinstance(data, dict) or not {"config", "task"} <= set(data) <= {"config", "task", "strategy"}:
+            raise ConfigError(f"a search job must be a mapping of 'task', 'config' and 'strategy', got {data!r:.200}")
+        return cls(TaskRef.from_dict(data["task"]), SearchConfig.from_dict(data["config"]),
+                   data.get("strategy", "optuna"))
 
     def write(self, path: Path) -> Path:
         """Write the job to ``path``, readable by this user only."""

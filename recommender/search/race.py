@@ -1,14 +1,16 @@
 """Portfolio race: a few configurations the meta-model proposes, raced on the real task.
 
-``recommender search --strategy race``. The portfolio holds the robust default for the budgets
-(the best fixed rule on past tasks) and the meta-model's best other methods. They are raced by
-successive halving inside the search's time budget: every configuration of a rung trains for
-the same time, the best 1/eta go on (the meta-model's top pick credited a margin: a rival must
-lead it clearly after a short rung), and the last survivor is trained again with the largest
-share of the budget (:class:`~recommender.metamodel.replay_eval.RacePlan`, the split the replay
-evaluation scores). Each rung's trials are Optuna trials enqueued in the search's own study
-(``study.enqueue_trial``); :class:`RacePruner` stops a trial early once enough of its rung
-already beat it, so the study, the dashboard and export see an ordinary search.
+``recommender search --strategy race``. The portfolio holds the meta-model's top pick, the
+robust default for the budgets (the best fixed rule on past tasks) and the meta-model's best
+other methods. The top pick trains first, alone, with the whole time budget, and stops when it
+converges (early stopping); the time it leaves is raced among the others by successive halving:
+every configuration of a rung trains for the same time, the best 1/eta go on, and the last
+survivor is trained again with the largest share (:class:`~recommender.metamodel.replay_eval.RacePlan`,
+the plan the replay evaluation scores). The race never takes time the top pick would use, so
+it does no worse than the top pick alone; the best trial is the answer. Each rung's trials are
+Optuna trials enqueued in the search's own study (``study.enqueue_trial``); :class:`RacePruner`
+stops a trial early once enough of its rung already beat it, so the study, the dashboard and
+export see an ordinary search.
 """
 
 from __future__ import annotations
@@ -19,9 +21,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from recommender.errors import ConfigError
-from recommender.metamodel.replay_eval import MARGIN, RacePlan, rung_order
-from recommender.search.config import SearchConfig, TaskRef
+from recommender.metamodel.replay_eval import RacePlan, rung_order
+from recommender.search.config import SearchConfig, TaskRef, check_strategy
 from recommender.search.executor import trial_processes
 from recommender.search.summary import SearchResult
 
@@ -33,11 +34,10 @@ TOP_PICK_ATTR = "top_pick"
 @dataclass(frozen=True)
 class RaceEntry:
     """One configuration of the portfolio: its Optuna params, and whether it is the
-    meta-model's top pick (credited :data:`MARGIN` in every rung, :func:`race_credit`)."""
+    meta-model's top pick (trained first, alone, in rung 0)."""
 
     params: dict[str, Any]
     top_pick: bool = False
-    predicted_time_s: float | None = None  # to converge on this machine (the meta-model's median)
 
 
 class RacePruner:
@@ -100,8 +100,7 @@ def race_portfolio(task: Any, methods: list[str], config: SearchConfig, size: in
         if len(chosen) < size and c.method not in {x.method for x in chosen}:
             chosen.append(c)
     chosen.sort(key=lambda c: c.rank)
-    out = [RaceEntry({**default_trial_params(c.method), **trial_params(c.method, c.params)}, top_pick=k == 0,
-                     predicted_time_s=c.predicted_time_s)
+    out = [RaceEntry({**default_trial_params(c.method), **trial_params(c.method, c.params)}, top_pick=k == 0)
            for k, c in enumerate(chosen)]
     return out or [RaceEntry(default_trial_params(m)) for m in methods[:size]]
 
@@ -131,70 +130,80 @@ def _progress_callback(progress: Any, start: float, deadline: float) -> Any:
 
 def run_race(task_ref: TaskRef | str, storage: str | None, study_name: str, config: SearchConfig, *,
              plan: RacePlan | None = None, progress: Any = None) -> SearchResult:
-    """Race a meta-model portfolio by successive halving within ``config.time_budget``; returns
-    the same :class:`~recommender.search.study.SearchResult` as :func:`run_search`."""
-    from recommender.search.objective import (
-        END_MARGIN_S,
-        MIN_TRIAL_SECONDS,
-        STARTUP_ESTIMATE,
-    )
+    """Train the meta-model's top pick, then race the rest of its portfolio by successive halving
+    in the time the top pick left of ``config.time_budget``; returns the same
+    :class:`~recommender.search.study.SearchResult` as :func:`run_search`."""
+    from recommender.search.objective import END_MARGIN_S
     from recommender.search.study import create_search_study, make_sampler
     from recommender.search.summary import summarize
     from recommender.study_record import read_record
 
-    if config.time_budget is None:
-        raise ConfigError("--strategy race needs a time budget (--time-budget): the race splits it")
+    check_strategy("race", config)
     plan = plan or RacePlan()
     start = time.time()
-    deadline = start + config.time_budget
+    deadline = start + (config.time_budget or 0.0)  # set: check_strategy
     if isinstance(task_ref, str):
         task_ref = TaskRef(task_ref)
     study = create_search_study(task_ref, storage, study_name, config)
     record = read_record(study)
     methods = list(record.methods or ()) if record is not None else []
-    per_trial_floor = STARTUP_ESTIMATE[config.isolation] + MIN_TRIAL_SECONDS / 2 + END_MARGIN_S + 1
-    size = plan.portfolio
-    left = deadline - time.time()
-    while size > 1 and min(each for _, each in dataclasses.replace(plan, portfolio=size).rungs(left)) < per_trial_floor:
-        size -= 1  # too little time for this many: race fewer
-    plan = dataclasses.replace(plan, portfolio=size)
-    alive = race_portfolio(task_ref.load(), methods, config, size, storage)
-    if alive and not plan.affordable(left, alive[0].predicted_time_s):
-        # the top pick is predicted to need more than 1/min_budget_ratio of the budget: racing
-        # would take time it needs (the replay evaluation's finding); it trains alone
-        alive, plan = alive[:1], dataclasses.replace(plan, portfolio=1)
+    alive = race_portfolio(task_ref.load(), methods, config, plan.portfolio, storage)
     study.sampler = make_sampler(config)
-    rungs = plan.rungs(left)
+    run = _RungRunner(study, task_ref, config, methods, deadline, start, progress)
     with trial_processes():
-        _run_rungs(study, task_ref, config, methods, plan, rungs, alive, deadline, start, progress)
+        # the top pick alone with the whole budget: it stops when it converges
+        if alive and run.rung(0, alive[:1], deadline - time.time() - END_MARGIN_S, keep=0):
+            _race_challengers(run, plan, alive[1:])
     return summarize(study, config, time.time() - start)
 
 
-def _run_rungs(study: Any, task_ref: TaskRef, config: SearchConfig, methods: list[str], plan: RacePlan,
-               rungs: list[tuple[int, float]], alive: list[RaceEntry], deadline: float, start: float,
-               progress: Any) -> None:
-    """Each rung's trials, enqueued and optimized in turn; the best go on to the next rung."""
-    from recommender.search.objective import END_MARGIN_S, Objective, TrialFailed
+def _race_challengers(run: _RungRunner, plan: RacePlan, challengers: list[RaceEntry]) -> None:
+    """Successive halving over ``challengers`` in the time left; as many as that time affords."""
+    from recommender.search.objective import END_MARGIN_S, MIN_TRIAL_SECONDS, STARTUP_ESTIMATE
 
-    for rung, (n, each) in enumerate(rungs):
+    floor = STARTUP_ESTIMATE[run.config.isolation] + MIN_TRIAL_SECONDS / 2 + END_MARGIN_S + 1
+    left = run.deadline - time.time() - END_MARGIN_S
+    rungs = plan.challenger_rungs(left, len(challengers))
+    while challengers and min((each for _, each in rungs), default=0.0) < floor:
+        challengers = challengers[:-1]  # too little time for this many: race fewer
+        rungs = plan.challenger_rungs(left, len(challengers))
+    alive = challengers
+    for rung, (n, each) in enumerate(rungs, start=1):
         alive = alive[:n]
-        final = rung == len(rungs) - 1
+        final = rung == len(rungs)
         # the final rung gets whatever the earlier ones left over
-        each = max(each, (deadline - time.time() - END_MARGIN_S) / n) if final else each
-        rung_config = dataclasses.replace(config, trial_time_budget=max(5.0, each))
-        for entry in alive:
-            study.enqueue_trial(entry.params, user_attrs={RUNG_ATTR: rung, TOP_PICK_ATTR: entry.top_pick},
-                                skip_if_exists=False)
-        keep = 0 if final else max(1, math.ceil(n / plan.eta))
-        study.pruner = _as_pruner(RacePruner(rung, keep))
-        objective = Objective(study, task_ref, rung_config, methods, deadline, progress)
-        study.optimize(objective, n_trials=len(alive), catch=(TrialFailed,), gc_after_trial=True,
-                       callbacks=[_progress_callback(progress, start, deadline)] if progress else None)
-        if objective.stopped_for_budget or time.time() >= deadline - END_MARGIN_S:
+        each = max(each, (run.deadline - time.time() - END_MARGIN_S) / n) if final else each
+        if not run.rung(rung, alive, each, keep=0 if final else max(1, math.ceil(n / plan.eta))):
             break
-        trials = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(RUNG_ATTR) == rung]
-        picks = [bool(t.user_attrs.get(TOP_PICK_ATTR)) for t in trials]
+        trials = [t for t in run.study.get_trials(deepcopy=False) if t.user_attrs.get(RUNG_ATTR) == rung]
         ranked = rung_order(list(range(len(trials))), [_trial_score(t) for t in trials],
-                            [-k for k in range(len(trials))], [MARGIN if p else 0.0 for p in picks])
-        alive = [RaceEntry(dict(trials[k].params), picks[k])
-                 for k in ranked if _trial_score(trials[k]) > -math.inf] or alive
+                            [-k for k in range(len(trials))])
+        alive = [RaceEntry(dict(trials[k].params)) for k in ranked if _trial_score(trials[k]) > -math.inf] or alive
+
+
+@dataclass
+class _RungRunner:
+    """Runs one rung's trials in the race's study: enqueued, then optimized with its pruner."""
+
+    study: Any
+    task_ref: TaskRef
+    config: SearchConfig
+    methods: list[str]
+    deadline: float
+    start: float
+    progress: Any
+
+    def rung(self, rung: int, entries: list[RaceEntry], each: float, keep: int) -> bool:
+        """Train ``entries`` for ``each`` seconds at most; False once the budget is spent."""
+        from recommender.search.objective import END_MARGIN_S, Objective, TrialFailed
+
+        for entry in entries:
+            self.study.enqueue_trial(entry.params, user_attrs={RUNG_ATTR: rung, TOP_PICK_ATTR: entry.top_pick},
+                                     skip_if_exists=False)
+        self.study.pruner = _as_pruner(RacePruner(rung, keep))
+        rung_config = dataclasses.replace(self.config, trial_time_budget=max(5.0, each))
+        objective = Objective(self.study, self.task_ref, rung_config, self.methods, self.deadline, self.progress)
+        self.study.optimize(objective, n_trials=len(entries), catch=(TrialFailed,), gc_after_trial=True,
+                            callbacks=[_progress_callback(self.progress, self.start, self.deadline)]
+                            if self.progress else None)
+        return not objective.stopped_for_budget and time.time() < self.deadline - END_MARGIN_S

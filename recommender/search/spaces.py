@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -201,12 +202,13 @@ def default_trial_params(method: str, folder: Path | None = None) -> dict[str, A
     return {METHOD_PARAM: method, **{space.optuna_name(k): v for k, v in space.defaults().items()}}
 
 
-def fixed_distributions(method: str, methods: list[str], folder: Path | None = None) -> dict[str, BaseDistribution]:
+def fixed_distributions(method: str, methods: Sequence[str], folder: Path | None = None
+                        ) -> dict[str, BaseDistribution]:
     """All distributions of one method's trial (for ``study.ask`` / ``add_trial``)."""
     from optuna.distributions import CategoricalDistribution
 
     space = get_space(method, folder)
-    out: dict[str, Any] = {METHOD_PARAM: CategoricalDistribution(methods)}
+    out: dict[str, Any] = {METHOD_PARAM: CategoricalDistribution(list(methods))}
     out.update({space.optuna_name(k): d for k, d in space.distributions.items()})
     return out
 
