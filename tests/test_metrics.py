@@ -99,3 +99,44 @@ def test_ner_f1_equals_seqeval() -> None:
     assert m["recall"] == pytest.approx(0.5)
     assert m["f1"] == pytest.approx(0.5)
     assert m["token_accuracy"] == pytest.approx(7 / 9)
+
+
+def test_the_constant_classifiers_score_by_hand_equals_the_scorers_on_every_bundled_task() -> None:
+    """What `recommend` shows as the constant predictor's score (no scikit-learn on a warm answer)
+    is what every run records for it, on every bundled classification task and metric."""
+    from recommender.baselines import constant_baseline
+    from recommender.metamodel.recommend import _baseline
+    from recommender.tasks import bundled_spec, bundled_task_names, load_task
+    from recommender.types import MetaFeatures
+
+    mf = MetaFeatures(version=1, fingerprint="f", task_type="classification", n_train=1, n_dev=1, n_labels=2,
+                      label_entropy=1.0, imbalance_ratio=1.0, is_pair=False, language="en", eval_language="en",
+                      cross_lingual=False, tokens_mean=10.0, tokens_p95=20.0, unk_rate=0.0, fertility=1.0,
+                      model_params=1)
+
+    checked = 0
+    for name in bundled_task_names():
+        if bundled_spec(name)[0].task_type != "classification":
+            continue
+        task = load_task(name)
+        measured, _ = constant_baseline(task)
+        for metric, value in measured.items():
+            if metric in ("average_precision", "roc_auc"):  # need scores, not a constant class
+                continue
+            assert _baseline(task, mf, metric) == pytest.approx(value, abs=1e-9), (name, metric)
+            checked += 1
+    assert checked >= 100
+
+
+def test_the_constant_classifiers_score_follows_each_metrics_definition() -> None:
+    from recommender.metamodel.quality import constant_classifier_score
+
+    dev = [0, 0, 0, 1, 2]  # always predicting class 0: precision 3/5, recall 1 for it
+    assert constant_classifier_score("accuracy", 0, dev, 3) == pytest.approx(0.6)
+    assert constant_classifier_score("macro_f1", 0, dev, 3) == pytest.approx(0.75 / 3)
+    assert constant_classifier_score("micro_f1", 0, dev, 3) == pytest.approx(0.6)
+    assert constant_classifier_score("micro_f1", 0, dev, 3, negative=0) == 0.0  # only the left-out class
+    assert constant_classifier_score("micro_f1", 1, dev, 3, negative=0) == pytest.approx(2 * 1 / (5 + 2))
+    assert constant_classifier_score("f1", 0, dev, 2, positive=0) == pytest.approx(0.75)
+    assert constant_classifier_score("f1", 0, dev, 2, positive=1) == 0.0
+    assert constant_classifier_score("mcc", 0, dev, 3) == 0.0

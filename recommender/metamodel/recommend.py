@@ -132,10 +132,19 @@ def _scenario(budgets: UserBudgets, full_ft_time_s: float | None) -> str:
 
 
 def _baseline(task: Any, mf: MetaFeatures, metric_name: str) -> float:
-    from recommender.metamodel.quality import baseline_estimate
+    """The constant predictor's score on the task's dev split, as every run records it (the
+    majority training class); estimated from the meta-features without the task's labels."""
+    from recommender.metamodel.quality import baseline_estimate, constant_classifier_score
 
-    labels = task.column("dev", "label") if hasattr(task, "column") and mf.task_type == "classification" else None
-    return baseline_estimate(mf, metric_name, labels)
+    if mf.task_type == "classification" and hasattr(task, "column"):
+        train, dev = task.column("train", "label"), task.column("dev", "label")
+        if train and dev:
+            from recommender.training.scoring import ScoringSpec
+
+            spec = ScoringSpec.from_task(task)
+            majority = max(range(spec.n_labels), key=lambda c: (train.count(c), -c))  # argmax: the lowest id wins ties
+            return constant_classifier_score(metric_name, majority, dev, spec.n_labels, spec.positive, spec.negative)
+    return baseline_estimate(mf, metric_name)
 
 
 def recommend(task: Any, budgets: UserBudgets | None = None, *, top: int = 5, model: Any = None,
