@@ -725,8 +725,8 @@ def build_tweeteval(src, name, folder, description, domain="twitter"):
     base = os.path.join(src, folder)
     mapping = {}
     for line in split_lines(read_text(os.path.join(base, "mapping.txt"))):
-        cols = line.split("\t")
-        mapping[cols[0]] = cols[-1]
+        cols = [c for c in line.split("\t") if c.strip()]  # emoji: id, emoji, _name_, and a trailing TAB
+        mapping[cols[0]] = cols[-1].strip("_")
     splits = {}
     for split, fname, cap in (("train", "train", MAX_TRAIN), ("dev", "val", MAX_DEV)):
         texts = split_lines(read_text(os.path.join(base, fname + "_text.txt")))
@@ -1149,7 +1149,7 @@ README_TAIL = """
 - `indonlu_emot` and `sst5` have builders but are not bundled, to stay within the ~30 MB budget
   (`python scripts/build_bundled_tasks.py --extras` adds them; SST-5 also shares SST-2's sentences).
 - Other shared sets not bundled: glue_qnli (built from SQuAD), glue_wnli, jglue_jcommonsenseqa (multiple
-  choice: no matching task type), mr and subj (Rotten Tomatoes snippets, many also in SST-2), tweeteval_emoji,
+  choice: no matching task type), mr and subj (Rotten Tomatoes snippets, many also in SST-2),
   plue_mrpc_pt / plue_rte_pt / plue_stsb_pt train files.
 """
 
@@ -1190,6 +1190,7 @@ SHORT_LICENCE = {
     "mpqa": "not stated (MPQA)",
     "tweeteval_hate": "TweetEval: no restrictions; Twitter terms may apply",
     "tweeteval_offensive": "TweetEval: no restrictions; Twitter terms may apply",
+    "tweeteval_emoji": "TweetEval: no restrictions; Twitter terms may apply",
 }
 
 
@@ -1275,7 +1276,7 @@ def build_all(src, extras=False):
     add(build_xling(src, "xling_mrpc_en_pt", mrpc, "plue_mrpc_pt", pt_mrpc))
     add(build_xling(src, "xling_rte_en_pt", rte, "plue_rte_pt", pt_rte))
     add(build_xling(src, "xling_stsb_en_pt", stsb, "plue_stsb_pt", pt_stsb))
-    # Six more English classification sets, each its own source, added to widen the knowledge
+    # Seven more English classification sets, each its own source, added to widen the knowledge
     # base's held-out task groups (named so that `multitask_ft`'s automatic co-task, the first
     # bundled task of the same type and language by name, stays what it was for every other task).
     add(build_scibert_jsonl(src, "sciie_relation", "sciie_relation", "science",
@@ -1288,6 +1289,8 @@ def build_all(src, extras=False):
                         "TweetEval hate: is an English tweet hateful against immigrants or women (SemEval-2019 HatEval)."))
     add(build_tweeteval(src, "tweeteval_offensive", "tweeteval_offensive",
                         "TweetEval offensive: is an English tweet offensive (SemEval-2019 OffensEval)."))
+    add(build_tweeteval(src, "tweeteval_emoji", "tweeteval_emoji",
+                        "TweetEval emoji: which of 20 emoji an English tweet carried (SemEval-2018 emoji prediction)."))
     if extras:
         # Not bundled by default: they would push data/tasks over its size budget; SST-5 also
         # shares its sentences with SST-2.
@@ -1349,6 +1352,8 @@ OFFICIAL_METRICS = {
         'SentEval (Conneau & Kiela, 2018) scores MPQA by accuracy'),
     'sciie_relation': ('macro_f1', None,
         'SciERC relation classification as in Gururangan et al. (2020, "Don\'t Stop Pretraining"): macro-F1'),
+    'tweeteval_emoji': ('macro_f1', None,
+        'TweetEval (Barbieri et al., 2020): emoji prediction is scored by macro-F1'),
     'tweeteval_hate': ('macro_f1', None,
         'TweetEval (Barbieri et al., 2020): hate speech detection is scored by macro-F1'),
     'tweeteval_offensive': ('macro_f1', None,
