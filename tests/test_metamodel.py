@@ -60,6 +60,14 @@ def kb_rows():
 
 
 @pytest.fixture(scope="module")
+def kb_sample(kb_rows):
+    """Six tasks of four types: enough groups to hold one out, a fraction of the time (the
+    evaluations over the whole knowledge base are `benchmarks/metamodel.py`'s)."""
+    tasks = {"ag_news", "wnut17", "financial_phrasebank", "jglue_jsts", "scicite", "glue_mrpc"}
+    return [r for r in kb_rows if r.task in tasks]
+
+
+@pytest.fixture(scope="module")
 def fitted(kb_rows):
     return MetaModel(max_iter=60).fit(kb_rows)
 
@@ -228,11 +236,11 @@ def test_meta_model_learns_from_the_users_storage_and_refits_when_it_grows(kb_ro
     assert load_metamodel().n_runs_ == shipped  # and the knowledge base alone is unchanged
 
 
-def test_leave_one_task_out_evaluation_runs(kb_rows):
+def test_leave_one_task_out_evaluation_runs(kb_sample):
     from recommender.metamodel.evaluate import evaluate
 
-    summary = evaluate(kb_rows, max_iter=30)
-    assert summary["n_runs"] == len(kb_rows)
+    summary = evaluate(kb_sample, max_iter=30)
+    assert summary["n_runs"] == len(kb_sample)
     if summary["n_groups"] >= 3:  # holding one group out must leave two tasks to learn from
         assert "metamodel" in summary and summary["metamodel"]["top1_regret"] >= 0
         assert {"random", "always_full_ft"} & set(summary)
@@ -249,17 +257,17 @@ def test_trials_to_target_counts_the_enqueued_warm_start_first():
     assert trials_to_target({"a": 0.1, "b": 0.2}, 0.5) == 7  # never reached: the cap + 1 (censored)
 
 
-def test_warm_start_replay_runs_leave_one_task_out(kb_rows):
+def test_warm_start_replay_runs_leave_one_task_out(kb_sample):
     from recommender.metamodel.replay import warm_start_replay
 
-    summary = warm_start_replay(kb_rows, k=3, n_seeds=2, max_iter=30)
+    summary = warm_start_replay(kb_sample, k=3, n_seeds=2, max_iter=30)
     assert summary["n_sets"] == len(summary["sets"])
     for s in summary["sets"]:
         assert s["n_configs"] >= 4 and s["cold_trials"] >= 1 and s["warm_trials"] >= 1
     if summary["n_sets"]:
         assert summary["ratio_of_means"] > 0
     with pytest.raises(ConfigError, match="k "):
-        warm_start_replay(kb_rows, k=-1)
+        warm_start_replay(kb_sample, k=-1)
 
 
 def test_recommendation_ranks_feasible_first_and_respects_a_tight_latency_budget(predictor, rte):
@@ -409,7 +417,8 @@ def test_predicted_quality_curves_meet_the_candidates_number_at_the_budget(predi
     first = rec.candidates[0]
     arr = curves[first.method]
     assert arr.shape == (3, 4) and arr[1, 1] == pytest.approx(first.predicted_metric)
-    assert (np.diff(arr[:, 1]) >= 0).all() and (arr[:, 2] <= arr[:, 1]).all() and (arr[:, 1] <= arr[:, 3]).all()
+    # monotone in the budget (to rounding: a flat stretch may differ in the last bit)
+    assert (np.diff(arr[:, 1]) >= -1e-12).all() and (arr[:, 2] <= arr[:, 1]).all() and (arr[:, 1] <= arr[:, 3]).all()
     fig = quality_figure(curves, time_budget_s=300, metric_name=rec.metric_name, baseline=rec.baseline_metric)
     assert len(fig.data) == 2 * len(curves)
     with pytest.raises(ValueError, match="positive"):
