@@ -152,6 +152,19 @@ def dedupe(rows, key_fn):
     return out, len(rows) - len(out)
 
 
+def rsplit_rows(lines, sep, labels):
+    """Rows of ``<text><sep><label>`` lines split on the LAST ``sep`` (a label outside ``labels``
+    becomes None, dropped by :func:`clean`).  Returns (rows, n_malformed)."""
+    data, bad = [], 0
+    for line in lines:
+        if sep not in line:
+            bad += 1
+            continue
+        text, label = line.rsplit(sep, 1)
+        data.append({"text": text, "label": label if label in labels else None})
+    return data, bad
+
+
 def fmt(n):
     return f"{n:,}"
 
@@ -701,13 +714,7 @@ def build_ag_news(src):
 def build_financial_phrasebank(src):
     path = os.path.join(src, "financial_phrasebank", "Sentences_66Agree.txt")
     lines = split_lines(read_text(path))
-    data, bad = [], 0
-    for line in lines:
-        if "@" not in line:
-            bad += 1
-            continue
-        text, label = line.rsplit("@", 1)
-        data.append({"text": text, "label": label if label in ("positive", "negative", "neutral") else None})
+    data, bad = rsplit_rows(lines, "@", ("positive", "negative", "neutral"))
     data, drop = clean(data, ["text"])
     data, dup = dedupe(data, lambda r: r["text"])
     train, dev = seeded_split(data, "`financial_phrasebank/Sentences_66Agree.txt` (no official split)",
@@ -827,13 +834,7 @@ def build_emotion(src):
         if lines[0] != "text;label_name":
             raise ValueError("emotion/%s: unexpected header %r" % (fname, lines[0]))
         lines = lines[1:]
-        data, bad = [], 0
-        for line in lines:
-            if ";" not in line:
-                bad += 1
-                continue
-            text, label = line.rsplit(";", 1)
-            data.append({"text": text, "label": label if label in labels else None})
+        data, bad = rsplit_rows(lines, ";", labels)
         data, drop = clean(data, ["text"])
         splits[split] = subsample(data, cap, "%s.jsonl from `emotion/%s` (official %s)"
                                   % (split, fname, "train" if split == "train" else "validation"), len(lines), bad, drop)
