@@ -129,14 +129,23 @@ def test_the_constant_classifiers_score_by_hand_equals_the_scorers_on_every_bund
 
 
 def test_the_constant_classifiers_score_follows_each_metrics_definition() -> None:
-    from recommender.metamodel.quality import constant_classifier_score
+    from recommender.training.scoring import ConstantPredictor, ScoringSpec
 
     dev = [0, 0, 0, 1, 2]  # always predicting class 0: precision 3/5, recall 1 for it
-    assert constant_classifier_score("accuracy", 0, dev, 3) == pytest.approx(0.6)
-    assert constant_classifier_score("macro_f1", 0, dev, 3) == pytest.approx(0.75 / 3)
-    assert constant_classifier_score("micro_f1", 0, dev, 3) == pytest.approx(0.6)
-    assert constant_classifier_score("micro_f1", 0, dev, 3, negative=0) == 0.0  # only the left-out class
-    assert constant_classifier_score("micro_f1", 1, dev, 3, negative=0) == pytest.approx(2 * 1 / (5 + 2))
-    assert constant_classifier_score("f1", 0, dev, 2, positive=0) == pytest.approx(0.75)
-    assert constant_classifier_score("f1", 0, dev, 2, positive=1) == 0.0
-    assert constant_classifier_score("mcc", 0, dev, 3) == 0.0
+
+    def score(name: str, majority: int, n_labels: int, positive: int = 1, negative: int | None = None) -> float:
+        spec = ScoringSpec("classification", name, n_labels, positive=positive, negative=negative)
+        constant = ConstantPredictor.fit(spec, [majority])  # one training label: it is the majority
+        value = constant.metric(dev, name)
+        assert value == pytest.approx(constant.score(dev).metrics()[name])  # the scorer's own number
+        return value
+
+    assert score("accuracy", 0, 3) == pytest.approx(0.6)
+    assert score("macro_f1", 0, 3) == pytest.approx(0.75 / 3)
+    assert score("micro_f1", 0, 3) == pytest.approx(0.6)
+    assert score("micro_f1", 0, 3, negative=0) == 0.0  # only the left-out class
+    assert score("micro_f1", 1, 3, negative=0) == pytest.approx(2 * 1 / (5 + 2))
+    assert score("mcc", 0, 3) == 0.0
+    dev = [0, 0, 0, 1, 1]  # two classes for the one-class F1
+    assert score("f1", 0, 2, positive=0) == pytest.approx(0.75)
+    assert score("f1", 0, 2, positive=1) == 0.0

@@ -142,8 +142,8 @@ def test_the_race_trains_the_top_pick_first_and_races_the_rest_in_the_time_it_le
     index = {r.result.method: i for i, r in enumerate(s.runs)}
     priority = np.zeros(len(s.runs))
     plan = RacePlan(portfolio=3, eta=2, final_fraction=0.5)
-    assert plan.challenger_rungs(400) == [(2, 100), (1, 200)]
-    assert plan.challenger_rungs(0) == [] and RacePlan(portfolio=1).challenger_rungs(400) == []
+    assert plan.challenger_rungs(400, 2) == [(2, 100), (1, 200)]
+    assert plan.challenger_rungs(0, 2) == [] and RacePlan(portfolio=1).challenger_rungs(400, 2) == []
     # head_only stops at 40 s (cost 400, 0.55); in the 400 it leaves, full_ft (0.55 at 10 s) and
     # lora (0.75 at 10 s) race for 100 each; lora goes on for 200 (20 s): 0.78
     order = [index["head_only"], index["full_ft"], index["lora"]]

@@ -96,7 +96,6 @@ def launch_form(handoff: dict[str, Any] | None) -> None:
     if handoff:  # verifying a recommendation: race its portfolio
         st.session_state["form_strategy"] = "race"
         st.session_state["form_objective"] = "quality"
-    if handoff:
         st.info(f"From your recommendation: {ui.md(option_label(handoff['task_id']))}, methods "
                 f"{', '.join(st.session_state['search_methods']) or 'all'}, and your budgets. Set the search's total "
                 "time (and, for a quick check, fewer training examples), then start it.")

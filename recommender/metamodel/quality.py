@@ -95,35 +95,13 @@ def baseline_estimate(mf: MetaFeatures, metric: str) -> float:
     from the number of labels and the imbalance ratio, the other classes assumed at the smallest
     one's size): that share for accuracy and micro-F1, the majority class's F1 over the number of
     labels for macro-F1, 0 for MCC, Pearson, F1 of one class and the rest. With the task's
-    labels at hand, :func:`constant_classifier_score` is exact."""
+    labels at hand, :meth:`~recommender.training.scoring.ConstantPredictor.metric` is exact."""
     if metric not in ("accuracy", "micro_f1", "macro_f1"):
         return 0.0
     n = max(int(mf.n_labels), 1)
     ratio = max(float(mf.imbalance_ratio), 1.0)
     share = ratio / (ratio + n - 1)
     return share if metric != "macro_f1" else 2 * share / (1 + share) / n
-
-
-def constant_classifier_score(metric: str, majority: int, dev_labels: Sequence[int], n_labels: int,
-                              positive: int = 1, negative: int | None = None) -> float:
-    """What always predicting class ``majority`` scores on ``dev_labels`` (class ids), exactly as
-    :func:`~recommender.tasks.metrics.classification_metrics` would, without scikit-learn: F1 of
-    the predicted class is 2k / (k + n) (k of the n dev examples are that class), every other
-    class's is 0; macro-F1 averages over all ``n_labels``, micro-F1 leaves ``negative`` out."""
-    n = len(dev_labels)
-    k = sum(1 for label in dev_labels if label == majority)
-    if not n or metric == "mcc":
-        return 0.0
-    if metric == "accuracy":
-        return k / n
-    if metric == "macro_f1":
-        return 2 * k / (k + n) / max(n_labels, 1)
-    if metric == "micro_f1":
-        kept = sum(1 for label in dev_labels if label != negative)
-        return 0.0 if majority == negative else 2 * k / (n + kept)
-    if metric == "f1":
-        return 2 * k / (k + n) if majority == positive else 0.0
-    return 0.0
 
 
 def kb_baselines(kb_rows: Sequence[Any]) -> dict[tuple[str, int], float]:

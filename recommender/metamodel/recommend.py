@@ -134,16 +134,14 @@ def _scenario(budgets: UserBudgets, full_ft_time_s: float | None) -> str:
 def _baseline(task: Any, mf: MetaFeatures, metric_name: str) -> float:
     """The constant predictor's score on the task's dev split, as every run records it (the
     majority training class); estimated from the meta-features without the task's labels."""
-    from recommender.metamodel.quality import baseline_estimate, constant_classifier_score
+    from recommender.metamodel.quality import baseline_estimate
 
     if mf.task_type == "classification" and hasattr(task, "column"):
         train, dev = task.column("train", "label"), task.column("dev", "label")
         if train and dev:
-            from recommender.training.scoring import ScoringSpec
+            from recommender.training.scoring import ConstantPredictor, ScoringSpec
 
-            spec = ScoringSpec.from_task(task)
-            majority = max(range(spec.n_labels), key=lambda c: (train.count(c), -c))  # argmax: the lowest id wins ties
-            return constant_classifier_score(metric_name, majority, dev, spec.n_labels, spec.positive, spec.negative)
+            return ConstantPredictor.fit(ScoringSpec.from_task(task), train).metric(dev, metric_name)
     return baseline_estimate(mf, metric_name)
 
 

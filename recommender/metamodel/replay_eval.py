@@ -92,10 +92,10 @@ class RacePlan:
         share = budget * (1 - self.final_fraction) / (len(sizes) - 1)
         return [(n, share / n) for n in sizes[:-1]] + [(1, budget * self.final_fraction)]
 
-    def challenger_rungs(self, left: float, challengers: int | None = None) -> list[tuple[int, float]]:
-        """The rungs of the challengers (the portfolio but the top pick, or ``challengers`` of
-        them) in the time ``left`` by the top pick; none when nothing is left."""
-        n = self.portfolio - 1 if challengers is None else challengers
+    def challenger_rungs(self, left: float, challengers: int) -> list[tuple[int, float]]:
+        """The rungs of ``challengers`` configurations (at most the portfolio but the top pick)
+        raced in the time ``left`` by the top pick; none when nothing is left."""
+        n = min(challengers, self.portfolio - 1)
         return replace(self, portfolio=n).rungs(left) if n > 0 and left > 0 else []
 
 
