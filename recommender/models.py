@@ -126,10 +126,27 @@ _AUTO_CLASSES = {
 }
 
 
+def _transformers_without_sklearn() -> Any:
+    """``transformers``, kept from importing scikit-learn with its generation module (0.7 s of a
+    cold ``recommend``, which loads the base model to time it): the import serves only assisted
+    decoding's confidence threshold, and no model here generates. transformers then treats
+    scikit-learn as absent, exactly as where it is not installed."""
+    import sys
+
+    from transformers.utils import import_utils
+
+    if "transformers.generation.candidate_generator" not in sys.modules and hasattr(import_utils, "_sklearn_available"):
+        import_utils._sklearn_available = False
+    import transformers
+
+    return transformers
+
+
 def load_model(path: Path, task_type: str, num_labels: int = 2, **kwargs: Any) -> Any:
     """Load the model with the head matching ``task_type`` (a new head is initialised)."""
-    import transformers
     from transformers.utils import logging as hf_logging
+
+    transformers = _transformers_without_sklearn()
 
     hf_logging.set_verbosity_error()  # "newly initialized head" is expected, not news
     auto_class = getattr(transformers, _AUTO_CLASSES[task_type])

@@ -613,20 +613,48 @@ def test_the_shipped_predictor_is_current():
 
 def test_a_warm_recommendation_imports_no_heavy_library(tmp_path):
     """On a warm cache `recommend` predicts with NumPy alone: no scikit-learn, SciPy, datasets
-    or torch (each takes a second or more to import)."""
+    or torch (each takes a second or more to import). A cold one needs torch, transformers and
+    datasets (timing the base model, the task's meta-features) but not scikit-learn, which
+    transformers' generation module would import for nothing."""
     env = {**os.environ, "RECOMMENDER_HOME": str(tmp_path / "home")}
     argv = ["recommender", "recommend", "glue_rte", "--time-budget", "600"]
-    warm_up = subprocess.run([sys.executable, "-m", "recommender.cli", *argv[1:]], env=env, capture_output=True,
-                             text=True, timeout=600, check=False)
-    assert warm_up.returncode == 0, warm_up.stderr
     probe = ("import runpy, sys\nsys.argv = ARGV\ntry:\n    runpy.run_module('recommender.cli', run_name='__main__')\n"
              "except SystemExit:\n    pass\nprint(sorted({m.split('.')[0] for m in sys.modules} & "
              "{'sklearn', 'scipy', 'datasets', 'torch', 'transformers'}), file=sys.stderr)").replace("ARGV", repr(argv))
-    warm = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300,
-                          check=False)
-    assert warm.returncode == 0, warm.stderr
-    assert warm.stdout == warm_up.stdout  # the same answer
+
+    def answer() -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=600,
+                              check=False)
+        assert done.returncode == 0, done.stderr
+        return done
+
+    cold, warm = answer(), answer()
+    cold_imports = cold.stderr.strip().splitlines()[-1]
+    assert "'torch'" in cold_imports and "'sklearn'" not in cold_imports, cold.stderr
+    assert warm.stdout == cold.stdout  # the same answer
     assert warm.stderr.strip().splitlines()[-1] == "[]", warm.stderr
+
+
+def test_the_machine_calibration_times_each_batch_once_and_caches_it(tmp_path, monkeypatch):
+    """The base model's latency at each batch size (the smallest warmed up, the larger ones
+    timed on the warm model), cached in the user folder: a second call measures nothing."""
+    from recommender.metamodel import calibration
+    from recommender.training import latency
+
+    monkeypatch.setenv("RECOMMENDER_HOME", str(tmp_path))
+    calls: list[tuple[int, int]] = []
+    measure = latency.measure_latency
+
+    def counted(model, **kwargs):
+        calls.append((kwargs["batch_size"], kwargs["warmup"]))
+        return measure(model, **kwargs)
+
+    monkeypatch.setattr(latency, "measure_latency", counted)
+    first = calibration.hardware_profile("cpu", 16, (4, 1))
+    assert calls == [(1, 1), (4, 0)]
+    assert set(first["base_latency_ms"]) == {"1", "4"} and all(v > 0 for v in first["base_latency_ms"].values())
+    assert first["device"] == "cpu" and first["train_gflops"] > 0
+    assert calibration.hardware_profile("cpu", 16, (1, 4)) == first and len(calls) == 2
 
 
 def test_a_training_second_is_worth_the_matmul_speed_of_the_precision_it_ran_in():

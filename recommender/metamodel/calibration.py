@@ -88,11 +88,14 @@ def hardware_profile(device: str, seq_len: int, batch_sizes: tuple[int, ...], mo
         from recommender.training.latency import measure_latency
 
         base = load_model(path, "classification", 2).to(device)
-        for b in missing:
-            # a reference for ratios, measured once per machine: one warm-up pass and the
-            # minimum repeats (a batch-32 pass alone takes ~0.5 s on two cores)
+        for i, b in enumerate(sorted(missing)):
+            # a reference for ratios, measured once per machine and short (a batch-32 pass
+            # takes 0.5-0.8 s on two cores, within 2 % of the next): one warm-up pass before
+            # the smallest batch, none before the larger ones (the model is warm, and its first
+            # pass at a larger batch is not slower), one timed pass each after the first
             latency[str(b)] = measure_latency(base, batch_size=b, seq_len=seq_len, vocab_size=base.config.vocab_size,
-                                              device=device, max_seconds=0.5, warmup=1).p50_ms
+                                              device=device, max_seconds=0.5, warmup=1 if i == 0 else 0,
+                                              min_repeats=3 if i == 0 else 1).p50_ms
     cache[key] = entry
     if json.dumps(cache, sort_keys=True) != before:
         tmp = cache_file.with_suffix(".tmp")

@@ -36,6 +36,8 @@ def measure_latency(model: torch.nn.Module, *, batch_size: int, seq_len: int, vo
 
     ``deadline`` (a ``time.perf_counter()`` value) cuts warm-up and repeats short, keeping at
     least one timed pass, so a run's time budget holds even on a slow or busy machine.
+    ``warmup=0`` only for a model that has just run (a larger batch after a smaller one: its
+    first pass is not slower, measured on two cores).
     ``precision`` is the one the model is served in (bf16 / fp16 autocast, or fp32).
     """
     times = _timed_passes([model], batch_size=batch_size, seq_len=seq_len, vocab_size=vocab_size, device=device,
@@ -76,9 +78,9 @@ def _timed_passes(models: list[torch.nn.Module], *, batch_size: int, seq_len: in
         return deadline is not None and time.perf_counter() > deadline
 
     with torch.inference_mode(), autocast(device, precision):
-        for i in range(max(1, warmup)):
+        for i in range(warmup):
             if i > 0 and out_of_time():
-                break  # one warm-up pass always: a cold first pass is not a latency
+                break  # the first warm-up pass always: a cold first pass is not a latency
             for model in models:
                 model(**batch)
         start = time.perf_counter()
