@@ -104,3 +104,65 @@ def test_a_top_pick_that_needs_the_whole_budget_leaves_nothing_to_race(tmp_path)
     study, _ = load_search(storage, "tight")
     trials = study.get_trials(deepcopy=False)
     assert len(trials) == 1 and trials[0].user_attrs.get(TOP_PICK_ATTR) is True
+
+
+class _Clock:
+    """A fake ``time`` for the race: trials "train" by advancing it."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def time(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize(("top_pick_s", "raced"), [
+    (400.0, [["lora", "seq_bn", "head_only"], ["seq_bn", "lora"], ["lora"]]),  # all three raced, halved twice
+    (940.0, [["lora", "seq_bn"], ["seq_bn"]]),  # 58 s left: three would get < 14 s each, two fit
+    (990.0, []),  # 8 s left: nothing is raced
+])
+def test_race_trains_the_top_pick_alone_then_halves_the_rest_in_the_time_it_left(tmp_path, monkeypatch,
+                                                                                top_pick_s, raced):
+    """``run_race``'s order without training: the top pick alone in rung 0 with the whole budget,
+    then the challengers by successive halving (best first by each rung's own metrics) in what
+    it left, as many as get at least the shortest useful trial each; never past the budget."""
+    import optuna
+
+    from recommender.search import race
+    from recommender.search.objective import END_MARGIN_S
+
+    clock = _Clock()
+    monkeypatch.setattr(race, "time", clock)
+    methods = ("full_ft", "lora", "seq_bn", "head_only")
+    portfolio = [race.RaceEntry({"method": m}, top_pick=m == "full_ft") for m in methods]
+    monkeypatch.setattr(race, "race_portfolio", lambda *args, **kwargs: portfolio)
+    metric = {(1, "lora"): 0.6, (1, "seq_bn"): 0.8, (1, "head_only"): 0.5, (2, "lora"): 0.85, (2, "seq_bn"): 0.82}
+    rungs: list[tuple[int, list[str], float, int]] = []
+
+    def rung(self, number, entries, each, keep):
+        names = [e.params["method"] for e in entries]
+        rungs.append((number, names, each, keep))
+        clock.now += top_pick_s if number == 0 else each * len(entries)
+        for entry, name in zip(entries, names, strict=True):
+            value = metric.get((number, name), 0.7)
+            self.study.add_trial(optuna.trial.create_trial(
+                params={"method": name}, distributions={"method": optuna.distributions.CategoricalDistribution(methods)},
+                value=value, user_attrs={race.RUNG_ATTR: number, race.TOP_PICK_ATTR: entry.top_pick, "metric": value}))
+        return clock.now < self.deadline - END_MARGIN_S
+
+    monkeypatch.setattr(race._RungRunner, "rung", rung)
+    budget = 1000.0
+    start = clock.now
+    config = SearchConfig(methods=methods, time_budget=budget, isolation="none")
+    race.run_race(TINY, f"sqlite:///{tmp_path / 'race.db'}", "race", config,
+                  plan=RacePlan(portfolio=4, eta=2, final_fraction=0.5))
+
+    assert rungs[0][:2] == (0, ["full_ft"]) and rungs[0][2] == pytest.approx(budget - END_MARGIN_S)
+    assert [names for _, names, _, _ in rungs[1:]] == raced
+    assert [number for number, *_ in rungs] == list(range(len(raced) + 1))
+    if raced:
+        left = budget - top_pick_s - END_MARGIN_S
+        assert all(each >= 14.0 for _, _, each, _ in rungs[1:])  # startup + half a minimum trial + margins
+        assert [keep for *_, keep in rungs[1:]] == [max(1, -(-len(n) // 2)) for n in raced[:-1]] + [0]
+        assert rungs[-1][2] >= 0.5 * left - 1e-6  # the survivor gets the final fraction, and what is left
+    assert clock.now - start <= budget - END_MARGIN_S + 1e-6
