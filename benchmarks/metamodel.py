@@ -239,8 +239,7 @@ def plot_regret(summary: dict[str, Any], path: Path, title: str, empty_reason: s
 #: how the meta-model's top pick is made (recommender.metamodel.rule_gap); the margins compared beside it
 RACE = ("the top pick first, alone, with the whole budget (it stops when it converges); the rest of the "
         "portfolio raced by successive halving in the time it left")
-TOP_PICK = ("rule_gap: leave the fixed rule only for a configuration whose predicted difference to it is > 0 at "
-            "the scenario's gate (its 10 %, 25 % or 50 % quantile, chosen by 3-fold group CV on the training groups)")
+TOP_PICK = "rule_gap: leave the fixed rule only for a configuration whose 10 % quantile of difference to it is > 0"
 
 
 # -- (s) budgeted scenarios by replay (writes data/knowledge_base/evaluation.json + .png) ------------
@@ -293,7 +292,6 @@ def section_scenarios(params: dict[str, Any], out: dict[str, Any], tables: list[
     from recommender.knowledge_base import load_knowledge_base
     from recommender.metamodel.quality import CURRENT_PROTOCOL, select_protocol
     from recommender.metamodel.replay_eval import RacePlan, evaluate_scenarios, replay_predictions
-    from recommender.metamodel.rule_gap import GATES
 
     cfg = params.get("scenarios", {})
     path = kb_file(params)
@@ -307,10 +305,6 @@ def section_scenarios(params: dict[str, Any], out: dict[str, Any], tables: list[
     for m in cfg.get("margins", [0.0, 0.01, 0.02, 0.03, 0.05, 0.08]):
         other = evaluate_scenarios(rows, predictions=preds, margin=float(m), n_boot=10)
         margins[str(m)] = {s["name"]: s["policies"]["metamodel"]["regret"] for s in other["scenarios"]}
-    gates = {}  # the top pick at one fixed gate in every fold, against the gate each fold chose
-    for g in GATES:
-        other = evaluate_scenarios(rows, predictions=preds, gate=g, n_boot=10)
-        gates[str(g)] = {s["name"]: s["policies"]["metamodel"]["regret"] for s in other["scenarios"]}
     plans = {}  # the race's split, compared the same way (the shipped RacePlan is the default)
     for size in cfg.get("race_portfolios", [2, 3]):
         for final in cfg.get("race_final_fractions", [0.5, 0.7, 0.9]):
@@ -322,7 +316,7 @@ def section_scenarios(params: dict[str, Any], out: dict[str, Any], tables: list[
               "source": "benchmarks/metamodel.py --only scenarios", "kb_path": rel(path), "n_runs": len(rows),
               "protocol_note": note, "n_groups": result["n_groups"], "n_sets": result["n_sets"],
               "race_plan": result["race_plan"], "top_pick": TOP_PICK, "race": RACE,
-              "metamodel_regret_by_margin": margins, "metamodel_regret_by_fixed_gate": gates,
+              "metamodel_regret_by_margin": margins,
               "race_regret_by_plan": plans, "seconds": time.perf_counter() - t0}
     out["scenarios"] = record
     body = []
@@ -345,8 +339,6 @@ def section_scenarios(params: dict[str, Any], out: dict[str, Any], tables: list[
              table(["scenario", "metamodel", "race", "race ceiling", "best fixed rule", "always full_ft", "random",
                     "meta - fixed", "gap closed (meta)", "gap closed (race)", "(ceiling)", "coverage80"], body),
              "metamodel regret with a margin on the predicted metric instead: " + json.dumps(margins),
-             "metamodel regret with one gate in every fold: " + json.dumps(gates),
-             "gates the folds chose: " + json.dumps({s["name"]: s["rule_gap_gates"] for s in result["scenarios"]}),
              "race regret by plan: " + json.dumps(plans)]
     if cfg.get("write_kb_files", True):
         json_path = ROOT / params["evaluation"]["evaluation_json"]

@@ -222,36 +222,6 @@ def test_the_rule_gap_model_learns_each_configurations_difference_to_the_rule(sy
     assert rule_run(sets[0], rankings["time_25"]) == 1
 
 
-def test_the_gate_is_chosen_on_held_out_task_groups():
-    """An alternative that beats the rule by 10 points on 2 sets of 3 and loses 10 on the third
-    (nothing tells them apart): only a median gate takes that gain; on 4 of 5, the 25 % gate
-    takes it too and, as cautious and as good, is chosen; on 1 of 4 every gate keeps the rule and
-    the most cautious stays; so it does where the alternative always loses. One gate serves every
-    scenario: the best on average over them."""
-    from recommender.metamodel.rule_gap import GATES, RuleGapModel, _SetGaps, most_cautious_best
-
-    def sets(alt_gains: list[float]) -> list[_SetGaps]:
-        out = []
-        for g in range(9):
-            for gain in alt_gains:
-                X = np.array([[1.0, 0.0], [1.0, 1.0]])  # the rule, the alternative: nothing tells the sets apart
-                out.append(_SetGaps(f"g{g}", X, np.array([0.0, gain]), np.array([True, True]), 0))
-        return out
-
-    model = RuleGapModel(min_samples_leaf=1)
-    two_of_three = model._held_out_gains(sets([0.10, 0.10, -0.10]))
-    assert two_of_three == pytest.approx([0.0, 0.0, 0.1 / 3], abs=1e-3)
-    assert most_cautious_best(two_of_three) == 0.5
-    assert most_cautious_best(model._held_out_gains(sets([0.10, 0.10, 0.10, 0.10, -0.10]))) == 0.25
-    assert most_cautious_best(model._held_out_gains(sets([0.10, -0.10, -0.10, -0.10]))) == GATES[0]
-    assert most_cautious_best(model._held_out_gains(sets([-0.05] * 4))) == GATES[0]
-    assert model._held_out_gains(sets([0.1])[:2]) is None  # fewer than 3 groups: nothing to choose on
-    assert most_cautious_best(np.mean([[0.0, 0.0, 0.03], [0.0, 0.01, -0.05]], axis=0)) == 0.25  # pooled
-    fitted = RuleGapModel(min_samples_leaf=1)
-    fitted.gates_ = {"time_25": 0.5}
-    assert fitted.gate("time_25") == 0.5 and fitted.gate("storage_20") == GATES[0]  # unfitted: cautious
-
-
 def test_the_pick_leaves_the_rule_only_for_a_gain_predicted_with_confidence():
     from recommender.metamodel.rule_gap import pick
 

@@ -153,9 +153,8 @@ def recommend(task: Any, budgets: UserBudgets | None = None, *, top: int = 5, mo
     Quality is predicted at the time budget (at convergence without one); the same number ranks
     the candidates and is shown. Rank 1 is the robust default (the best fixed rule over the
     knowledge base for these budgets, in its default configuration) unless another configuration
-    is predicted to beat it with the confidence its scenario's training groups chose (a gain
-    at the 10 % or 25 % quantile or the median above zero: :mod:`~recommender.metamodel.rule_gap`);
-    the other ranks follow the predicted metric. ``model``: a fitted :class:`~recommender.metamodel.predictor.Predictor`.
+    is predicted to beat it with 90 % confidence (:mod:`~recommender.metamodel.rule_gap`, what
+    the replay evaluation chose); the other ranks follow the predicted metric. ``model``: a fitted :class:`~recommender.metamodel.predictor.Predictor`.
     ``explain=False`` skips the nearest tasks and feature importances (for warm starts).
 
     >>> recommend(load_task("glue_rte"), UserBudgets(latency_budget_ms=40))   # doctest: +SKIP
@@ -237,8 +236,7 @@ def recommend(task: Any, budgets: UserBudgets | None = None, *, top: int = 5, mo
     for rank, c in enumerate(shown, start=1):
         c.rank = rank
         c.predicted_gap = c.predicted_metric - shown[0].predicted_metric
-        c.why = _why(c, budgets, shown[0], baseline, lead if c is first else None, default,
-                     _confidence(predictor, scenario))
+        c.why = _why(c, budgets, shown[0], baseline, lead if c is first else None, default)
     feasible_found = any(c.feasible for c in candidates)
     binding, advice = (None, None) if feasible_found else _binding_budget(candidates)
     warnings = _budget_warning(predictor, rows, candidates, budgets, gflops, baseline, metric_name)
@@ -334,17 +332,17 @@ def _duration(seconds: float) -> str:
 
 
 def _why(c: Candidate, budgets: UserBudgets, top: Candidate, baseline: float, lead: float | None = None,
-         default: Candidate | None = None, confidence: str = "") -> str:
+         default: Candidate | None = None) -> str:
     when = f"within {_duration(budgets.time_budget_s)}" if budgets.time_budget_s else "at convergence"
     parts = [f"predicted {c.predicted_metric:.3f} {when} ({c.predicted_metric - baseline:+.3f} over a "
              "constant predictor)"]
     if c.robust_default:
         parts.append("the robust default for these budgets (the best fixed rule on past tasks)")
         if c is top:
-            parts.append(f"kept first: nothing else is predicted to beat it {confidence}")
+            parts.append("kept first: nothing else is predicted to beat it with 90 % confidence")
     elif lead is not None and default is not None:
-        parts.append(f"predicted to beat the robust default ({default.method}) by {100 * lead:.1f} points "
-                     f"{confidence}")
+        parts.append(f"predicted to beat the robust default ({default.method}) by at least "
+                     f"{100 * lead:.1f} points with 90 % confidence")
     if c.predicted_time_s is not None:
         parts.append(f"~{c.predicted_time_s:.0f}s to converge here")
     if c.predicted_latency_ms is not None:
@@ -368,25 +366,14 @@ def _top_pick(predictor: Any, scenario: str, rows: Sequence[dict[str, Any]], can
         return None, None
     d = next((i for i, c in enumerate(candidates) if c is default), None)
     model = getattr(predictor, "rule_gap", None)
-    gains = model.lower_gain(scenario, rows) if model is not None else None
-    if gains is not None:
-        lower = gains
+    gaps = model.predict(scenario, rows) if model is not None else None
+    if gaps is not None:
+        lower = gaps[:, 0]
     else:
         metric = np.array([c.predicted_metric for c in candidates])
         lower = metric - (metric[d] + MARGIN if d is not None else 0.0)
     i = pick(lower, np.array([c.feasible for c in candidates]), d)
     return candidates[i], (None if i == d else float(lower[i]))
-
-
-def _confidence(predictor: Any, scenario: str) -> str:
-    """How sure the pick had to be to leave the robust default, in words."""
-    from recommender.metamodel.replay_eval import MARGIN
-
-    model = getattr(predictor, "rule_gap", None)
-    gate = model.gate(scenario) if model is not None else None
-    if gate is None:
-        return f"beyond a {100 * MARGIN:.0f}-point margin of predicted metric"
-    return "more likely than not" if gate >= 0.5 else f"with {100 * (1 - gate):.0f} % confidence"
 
 
 def _binding_budget(candidates: Sequence[Candidate]) -> tuple[str | None, str | None]:

@@ -46,7 +46,7 @@ from recommender.metamodel.quality import (
     score_at,
     to_metric,
 )
-from recommender.metamodel.rule_gap import GATES, RuleGapModel, pick
+from recommender.metamodel.rule_gap import RuleGapModel, pick
 from recommender.methods.base import REFERENCE_METHOD
 from recommender.report import latency_ratio
 from recommender.search.spaces import holds_defaults
@@ -295,13 +295,7 @@ class Prediction:
     quality: np.ndarray  # (n_runs, 3) predicted score: interval low, median, high
     allowed: np.ndarray  # predicted to meet the scenario's constraint
     rule: str | None  # the best fixed rule on the training groups, as applied to this set (:func:`rule_for`)
-    gaps: np.ndarray | None = None  # (n_runs, 3) predicted difference to the rule's outcome at rule_gap.GATES
-    gate: float | None = None  # the quantile of it that must be above zero, as the training groups chose
-
-    def lower_gain(self, gate: float | None = None) -> np.ndarray | None:
-        """The predicted gains at ``gate`` (None: the chosen one)."""
-        gate = gate if gate is not None else self.gate
-        return None if self.gaps is None or gate is None else self.gaps[:, GATES.index(gate)]
+    gap: np.ndarray | None = None  # (n_runs, 3) predicted difference to the rule's outcome (rule_gap)
 
 
 def replay_predictions(kb_rows: Sequence[Any], *, quality_kwargs: dict[str, Any] | None = None,
@@ -331,21 +325,19 @@ def replay_predictions(kb_rows: Sequence[Any], *, quality_kwargs: dict[str, Any]
                 log_cost = math.log(budget) if budget is not None else quality.convergence_log_cost()
                 q = to_metric(quality.predict(rows, [log_cost])[:, 0, :], s.baseline, s.runs[0].result.metric_name)
                 out.append(Prediction(s, sc, q, predicted_feasible(s, sc, ratio), rule_for(s, rankings[sc]),
-                                      gaps.predict(sc, rows), gaps.gate(sc)))
+                                      gaps.predict(sc, rows)))
     return out
 
 
 def evaluate_scenarios(kb_rows: Sequence[Any], *, plan: RacePlan | None = None, margin: float | None = None,
-                       gate: float | None = None, n_boot: int = 2000, seed: int = 0,
-                       quality_kwargs: dict[str, Any] | None = None, latency: bool = True,
-                       predictions: Sequence[Prediction] | None = None) -> dict[str, Any]:
+                       n_boot: int = 2000, seed: int = 0, quality_kwargs: dict[str, Any] | None = None,
+                       latency: bool = True, predictions: Sequence[Prediction] | None = None) -> dict[str, Any]:
     """Leave-one-task-group-out replay of every policy in every scenario (see the module doc).
 
     Returns ``{"scenarios": [{"name", "policies": {policy: {"regret", "ci90"}}, "gap_closed",
     "coverage80", ...}], ...}`` with regrets in metric points. ``predictions``: from
     :func:`replay_predictions`, to score several plans or margins without refitting. ``margin``
-    None: the top pick of :func:`~recommender.metamodel.rule_gap.pick` at the ``gate`` (None: the
-    one each held-out group's fit chose); a number: :func:`choose`."""
+    None: the top pick of :func:`~recommender.metamodel.rule_gap.pick`; a number: :func:`choose`."""
     plan = plan or RacePlan()
     if predictions is None:
         predictions = replay_predictions(kb_rows, quality_kwargs=quality_kwargs, latency=latency)
@@ -353,7 +345,6 @@ def evaluate_scenarios(kb_rows: Sequence[Any], *, plan: RacePlan | None = None, 
         sc: defaultdict(lambda: defaultdict(list)) for sc in SCENARIOS}
     covered: dict[str, list[float]] = defaultdict(list)
     rules: dict[str, list[str]] = defaultdict(list)
-    gates: dict[str, dict[str, float]] = defaultdict(dict)  # the gate each held-out group's fit chose
     for p in predictions:
         s, sc, q = p.set, p.scenario, p.quality
         outcomes = s.outcomes(sc)
@@ -361,12 +352,10 @@ def evaluate_scenarios(kb_rows: Sequence[Any], *, plan: RacePlan | None = None, 
         if not feasible.any():
             continue
         rules[sc].append(p.rule or "-")
-        if p.gate is not None:
-            gates[sc][s.group] = p.gate
         methods = [r.result.method for r in s.runs]
         oracle = float(outcomes[feasible].max())
         fixed = _method_run(s, p.rule)
-        top = (pick(p.lower_gain(gate), p.allowed, fixed) if margin is None
+        top = (pick(None if p.gap is None else p.gap[:, 0], p.allowed, fixed) if margin is None
                else choose(q[:, 1], p.allowed, fixed, margin))
         budget = s.budgets[sc]
         race_budget = budget if budget is not None else s.budgets["time_100"]
@@ -387,13 +376,10 @@ def evaluate_scenarios(kb_rows: Sequence[Any], *, plan: RacePlan | None = None, 
         covered[sc].extend(interval_hits(outcomes, q)[feasible].astype(float).tolist())
     rng = np.random.default_rng(seed)
     scenarios = [_summarise(sc, regrets[sc], covered[sc], rules[sc], n_boot, rng) for sc in SCENARIOS]
-    for summary in scenarios:
-        chosen = list(gates[summary["name"]].values())
-        summary["rule_gap_gates"] = {f"{g:g}": chosen.count(g) for g in sorted(set(chosen))}
     return {"scenarios": scenarios, "n_sets": len({id(p.set) for p in predictions}),
             "n_groups": len({p.set.group for p in predictions}),
             "race_plan": {"portfolio": plan.portfolio, "eta": plan.eta, "final_fraction": plan.final_fraction},
-            "margin": margin, "gate": gate}
+            "margin": margin}
 
 
 def interval_hits(outcomes: np.ndarray, quality: np.ndarray) -> np.ndarray:
