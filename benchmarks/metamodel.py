@@ -68,6 +68,7 @@ import statistics
 import sys
 import time
 from collections import defaultdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -239,6 +240,8 @@ def plot_regret(summary: dict[str, Any], path: Path, title: str, empty_reason: s
 #: how the meta-model's top pick is made (recommender.metamodel.rule_gap); the margins compared beside it
 RACE = ("the top pick first, alone, with the whole budget (it stops when it converges); the rest of the "
         "portfolio raced by successive halving in the time it left")
+PROBE_RACE = ("every configuration of the portfolio trains for `probe` of the budget; the best probe (the top "
+              "pick unless another beat it by more than `switch`) goes on without a restart in the time left")
 TOP_PICK = "rule_gap: leave the fixed rule only for a configuration whose 10 % quantile of difference to it is > 0"
 
 
@@ -291,7 +294,12 @@ def plot_scenarios(result: dict[str, Any], path: Path, title: str) -> None:
 def section_scenarios(params: dict[str, Any], out: dict[str, Any], tables: list[str]) -> None:
     from recommender.knowledge_base import load_knowledge_base
     from recommender.metamodel.quality import CURRENT_PROTOCOL, select_protocol
-    from recommender.metamodel.replay_eval import RacePlan, evaluate_scenarios, replay_predictions
+    from recommender.metamodel.replay_eval import (
+        RacePlan,
+        evaluate_scenarios,
+        probe_race_outcome,
+        replay_predictions,
+    )
 
     cfg = params.get("scenarios", {})
     path = kb_file(params)
@@ -312,12 +320,20 @@ def section_scenarios(params: dict[str, Any], out: dict[str, Any], tables: list[
                                        plan=RacePlan(portfolio=int(size), final_fraction=float(final)))
             plans[f"portfolio={size},final={final}"] = {s["name"]: (s["policies"]["race"] or {}).get("regret")
                                                         for s in other["scenarios"]}
+    probes = {}  # the race variant that probes every configuration and continues the best (not shipped)
+    for size in cfg.get("probe_portfolios", [2, 3]):
+        for probe, switch in cfg.get("probe_races", [[0.05, 0.0], [0.05, 0.05], [0.1, 0.0], [0.1, 0.05]]):
+            other = evaluate_scenarios(rows, predictions=preds, n_boot=10, plan=RacePlan(portfolio=int(size)),
+                                       race=partial(probe_race_outcome, probe=float(probe), switch=float(switch)))
+            probes[f"portfolio={size},probe={probe},switch={switch}"] = {
+                s["name"]: (s["policies"]["race"] or {}).get("regret") for s in other["scenarios"]}
     record = {"scenarios": result["scenarios"], "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
               "source": "benchmarks/metamodel.py --only scenarios", "kb_path": rel(path), "n_runs": len(rows),
               "protocol_note": note, "n_groups": result["n_groups"], "n_sets": result["n_sets"],
               "race_plan": result["race_plan"], "top_pick": TOP_PICK, "race": RACE,
               "metamodel_regret_by_margin": margins,
-              "race_regret_by_plan": plans, "seconds": time.perf_counter() - t0}
+              "race_regret_by_plan": plans, "probe_race_regret": probes, "probe_race": PROBE_RACE,
+              "seconds": time.perf_counter() - t0}
     out["scenarios"] = record
     body = []
     for s in result["scenarios"]:
@@ -339,7 +355,8 @@ def section_scenarios(params: dict[str, Any], out: dict[str, Any], tables: list[
              table(["scenario", "metamodel", "race", "race ceiling", "best fixed rule", "always full_ft", "random",
                     "meta - fixed", "gap closed (meta)", "gap closed (race)", "(ceiling)", "coverage80"], body),
              "metamodel regret with a margin on the predicted metric instead: " + json.dumps(margins),
-             "race regret by plan: " + json.dumps(plans)]
+             "race regret by plan: " + json.dumps(plans),
+             "probe-and-continue race regret (not shipped): " + json.dumps(probes)]
     if cfg.get("write_kb_files", True):
         json_path = ROOT / params["evaluation"]["evaluation_json"]
         png_path = ROOT / params["evaluation"]["plot"]

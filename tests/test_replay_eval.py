@@ -274,3 +274,29 @@ def test_a_curve_is_replayed_on_the_scale_of_its_final_score():
     s = TaskSet("synth_0", ("fp", 300), [shifted], 0.5, {"time_100": 1e9, "params_1m": None})
     assert s.outcomes("time_100")[0] == pytest.approx(0.77)
     assert s.outcomes("params_1m")[0] == pytest.approx(0.77)
+
+
+def test_a_probing_race_continues_the_best_probe_and_loses_the_probes_time(synthetic_kb):
+    from recommender.metamodel.replay_eval import RacePlan, evaluate_scenarios, probe_race_outcome, task_sets
+
+    s = task_sets(synthetic_kb)[0]
+    index = {r.result.method: i for i, r in enumerate(s.runs)}
+    plan, priority = RacePlan(portfolio=2), np.zeros(len(s.runs))
+    # 10 % probes of 800 (8 s each): full_ft has not scored yet (the baseline, 0.5), lora has 0.70
+    # (its 5 s point); lora goes on for 80 + 800 - 160 = 720 (its plateau, 0.80), although full_ft
+    # alone would have reached 0.90
+    order = [index["full_ft"], index["lora"]]
+    assert probe_race_outcome(s, "time_100", order, plan, 800.0, priority, probe=0.1) == pytest.approx(0.80)
+    # a switching margin keeps the top pick unless beaten by more: full_ft goes on for 720 (72 s:
+    # its 40 s point, 0.80; it needed the probes' 8 s to reach 0.90 at 80 s)
+    assert probe_race_outcome(s, "time_100", order, plan, 800.0, priority, probe=0.1, switch=0.25) == \
+        pytest.approx(0.80)
+    # with 5 % probes neither has scored (the baseline, 0.5): the top pick goes on for 760: 0.80
+    assert probe_race_outcome(s, "time_100", order, plan, 800.0, priority, probe=0.05) == pytest.approx(0.80)
+    # alone it has the whole budget
+    assert probe_race_outcome(s, "time_100", order[:1], plan, 800.0, priority) == pytest.approx(0.90)
+    # evaluate_scenarios replays whichever race it is given
+    worst = evaluate_scenarios(synthetic_kb, n_boot=20, quality_kwargs={"max_iter": 30, "n_folds": 3},
+                               latency=False, race=lambda s, *args: s.baseline)
+    assert all(sc["policies"]["race"]["regret"] >= sc["policies"]["best_fixed_rule"]["regret"]
+               for sc in worst["scenarios"])
