@@ -450,6 +450,16 @@ class Candidate(Record):
         """The budgets this candidate is not predicted to meet, with their probabilities."""
         return {k: p for k, p in self.p_meets.items() if p < MIN_P_MEETS}
 
+    def budget_verdict(self) -> str:
+        """Whether it is predicted to meet the budgets set, with the probability that decides it:
+        ``yes (P 0.93)``, ``no: latency (P 0.12)`` or ``no budget set``."""
+        if not self.p_meets:
+            return "no budget set"
+        missed = self.missed_budgets()
+        if missed:
+            return "no: " + ", ".join(f"{k} (P {p:.2f})" for k, p in missed.items())
+        return f"yes (P {min(self.p_meets.values()):.2f})"
+
 
 @dataclass
 class Recommendation(Record):

@@ -3,6 +3,7 @@ recommendations that respond to budgets, and bad knowledge-base files."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -355,6 +356,24 @@ def test_recommend_cli_prints_a_ranked_table_and_json():
     data = json.loads(out.stdout)
     assert data["candidates"] and data["candidates"][0]["rank"] == 1
     assert "latency" in data["candidates"][0]["p_meets"]
+
+
+def test_the_printed_table_names_its_columns_in_words_and_says_which_budgets_are_met(predictor, rte):
+    from recommender.cli.meta import format_recommendation
+    from recommender.metamodel.recommend import recommend
+    from recommender.types import UserBudgets
+
+    rec = recommend(rte, UserBudgets(latency_budget_ms=1e-3, n_tasks=3), model=predictor, top=3, explain=False)
+    header = format_recommendation(rec).splitlines()[2]
+    for column in (rec.metric_name, "to converge (s)", "latency b1 (ms)", "storage, 3 tasks (MB)", "meets budgets"):
+        assert column in header
+    assert "p_meets" not in header and "time_s" not in header
+    # a microsecond of latency is out of reach: every row says so, with the probability
+    assert all(c.budget_verdict().startswith("no: latency (P ") for c in rec.candidates)
+    free = recommend(rte, UserBudgets(), model=predictor, top=1, explain=False).candidates[0]
+    assert free.budget_verdict() == "no budget set"
+    met = dataclasses.replace(free, p_meets={"latency": 0.93, "params": 1.0})
+    assert met.budget_verdict() == "yes (P 0.93)"
 
 
 # --- quality at a budget, rank = shown metric, intervals, cache (issue 13) -----------------------

@@ -214,21 +214,11 @@ def span(values: list[float] | None, digits: int = 3) -> str:
     return "-" if not values else f"{values[0]:,.{digits}f} – {values[1]:,.{digits}f}"
 
 
-def meets(c: Any) -> str:
-    """Whether a candidate is predicted to meet the budgets, with the probability that decides it."""
-    if not c.p_meets:
-        return "no budget set"
-    missed = c.missed_budgets()
-    if missed:
-        return "no: " + ", ".join(f"{k} (P {p:.2f})" for k, p in missed.items())
-    return f"yes (P {min(c.p_meets.values()):.2f})"
-
-
 TIME, LATENCY, STORAGE = "Time to converge (s)", "Latency (ms)", "Storage (MB)"
 table = [{
     "Rank": c.rank, "Method": c.method, f"Predicted {metric}": c.predicted_metric,
     "Range": span(c.metric_interval), TIME: c.predicted_time_s, LATENCY: c.predicted_latency_ms,
-    "Trainable params": c.trainable_params, STORAGE: c.storage_mb, "Meets budgets": meets(c),
+    "Trainable params": c.trainable_params, STORAGE: c.storage_mb, "Meets budgets": c.budget_verdict(),
 } for c in rec.candidates]
 st.dataframe(table, hide_index=True, width="stretch", column_config={
     "Rank": st.column_config.NumberColumn(width=40),

@@ -25,12 +25,13 @@ def _existing_storage(storage: str | None) -> str | None:
 def format_recommendation(rec: Any) -> str:
     from recommender.report import format_table
 
-    rows = [{"rank": c.rank, "method": c.method, "metric": c.predicted_metric,
+    b = rec.budgets
+    rows = [{"rank": c.rank, "method": c.method, rec.metric_name: c.predicted_metric,
              "80% interval": f"[{c.metric_interval[0]:.3f}, {c.metric_interval[1]:.3f}]",
-             "time_s": c.predicted_time_s, "latency_ms": c.predicted_latency_ms,
-             "memory_mb": c.predicted_memory_mb, "trainable": c.trainable_params, "storage_mb": c.storage_mb,
-             "p_meets": " ".join(f"{k}={v:.2f}" for k, v in c.p_meets.items()) or "-",
-             "feasible": c.feasible} for c in rec.candidates]
+             "to converge (s)": c.predicted_time_s, f"latency b{b.latency_batch} (ms)": c.predicted_latency_ms,
+             "memory (MB)": c.predicted_memory_mb, "trainable params": c.trainable_params,
+             f"storage, {b.n_tasks} task{'s' if b.n_tasks != 1 else ''} (MB)": c.storage_mb,
+             "meets budgets": c.budget_verdict()} for c in rec.candidates]
     when = (f"within a {rec.quality_at_s:.0f}s training budget" if rec.quality_at_s is not None
             else "at convergence")
     base = "" if rec.baseline_metric is None else f"; a constant predictor scores {rec.baseline_metric:.3f}"
