@@ -279,11 +279,14 @@ def plot_scenarios(result: dict[str, Any], path: Path, title: str) -> None:
     width = 0.8 / len(POLICIES)
     for i, policy in enumerate(POLICIES):
         vals = [by_name[n]["policies"].get(policy) for n in others]
+        errors = [[v["regret"] - v["ci90"][0] if v else 0 for v in vals], [v["ci90"][1] - v["regret"] if v else 0
+                                                                           for v in vals]]
         right.bar([j + i * width for j in range(len(others))], [v["regret"] if v else 0 for v in vals], width,
-                  label=policy)
+                  yerr=errors, capsize=2, label=policy)
     right.set_xticks([j + 0.4 - width / 2 for j in range(len(others))], [SCENARIO_LABELS[n] for n in others],
                      fontsize=8)
-    right.set_ylabel("mean regret (points)")
+    right.set_ylabel("mean regret (points), 90 % CI")
+    right.set_title("no time budget (the race: full FT's time)", fontsize=9)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
