@@ -282,17 +282,15 @@ def test_a_probing_race_continues_the_best_probe_and_loses_the_probes_time(synth
     s = task_sets(synthetic_kb)[0]
     index = {r.result.method: i for i, r in enumerate(s.runs)}
     plan, priority = RacePlan(portfolio=2), np.zeros(len(s.runs))
-    # 10 % probes of 800 (8 s each): full_ft has not scored yet (the baseline, 0.5), lora has 0.70
-    # (its 5 s point); lora goes on for 80 + 800 - 160 = 720 (its plateau, 0.80), although full_ft
-    # alone would have reached 0.90
+    # 10 % probes of 800 (8 s each): full_ft 0.54 (on its way from the baseline, 0.5, to 0.55 at
+    # 10 s), lora 0.73 (between 0.70 at 5 s and 0.75 at 10 s); lora goes on for 80 + 800 - 160 =
+    # 720 (its plateau, 0.80), although full_ft alone would have reached 0.90
     order = [index["full_ft"], index["lora"]]
     assert probe_race_outcome(s, "time_100", order, plan, 800.0, priority, probe=0.1) == pytest.approx(0.80)
-    # a switching margin keeps the top pick unless beaten by more: full_ft goes on for 720 (72 s:
-    # its 40 s point, 0.80; it needed the probes' 8 s to reach 0.90 at 80 s)
+    # a switching margin keeps the top pick unless beaten by more: full_ft goes on for 720 (72 s,
+    # 0.88 between 0.80 at 40 s and 0.90 at 80 s: it is short of the probes' 8 s)
     assert probe_race_outcome(s, "time_100", order, plan, 800.0, priority, probe=0.1, switch=0.25) == \
-        pytest.approx(0.80)
-    # with 5 % probes neither has scored (the baseline, 0.5): the top pick goes on for 760: 0.80
-    assert probe_race_outcome(s, "time_100", order, plan, 800.0, priority, probe=0.05) == pytest.approx(0.80)
+        pytest.approx(0.88)
     # alone it has the whole budget
     assert probe_race_outcome(s, "time_100", order[:1], plan, 800.0, priority) == pytest.approx(0.90)
     # evaluate_scenarios replays whichever race it is given
@@ -300,3 +298,19 @@ def test_a_probing_race_continues_the_best_probe_and_loses_the_probes_time(synth
                                latency=False, race=lambda s, *args: s.baseline)
     assert all(sc["policies"]["race"]["regret"] >= sc["policies"]["best_fixed_rule"]["regret"]
                for sc in worst["scenarios"])
+
+
+def test_a_run_is_scored_between_its_evaluations_as_the_trainer_evaluates_when_the_budget_ends(synthetic_kb):
+    from recommender.metamodel.replay_eval import task_sets
+
+    between = task_sets(synthetic_kb)[0]
+    at_last = task_sets(synthetic_kb, interpolate=False)[0]
+    full = next(i for i, r in enumerate(between.runs) if r.result.method == "full_ft")
+    # 30 s: halfway from 0.60 (20 s) to 0.80 (40 s); the last evaluation before it said 0.60
+    assert between.score(full, 300) == pytest.approx(0.70) and at_last.score(full, 300) == pytest.approx(0.60)
+    # before the first evaluation: on the way from the baseline (0.5) to 0.55 at 10 s, not the baseline
+    assert between.score(full, 50) == pytest.approx(0.525) and at_last.score(full, 50) == pytest.approx(0.5)
+    # at an evaluation and past the last one both agree
+    for cost in (200, 800, 5000):
+        assert between.score(full, cost) == pytest.approx(at_last.score(full, cost))
+    assert list(between.outcomes("time_25")) == pytest.approx(list(at_last.outcomes("time_25")))  # 20 s: evaluated

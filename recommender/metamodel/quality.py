@@ -146,9 +146,14 @@ def running_curve(result: RunResult) -> tuple[np.ndarray, np.ndarray]:
     return cost, best
 
 
-def score_at(result: RunResult, cost: float, baseline: float) -> float:
-    """The best dev score a run had reached by ``cost`` (the baseline before its first evaluation)."""
+def score_at(result: RunResult, cost: float, baseline: float, *, interpolate: bool = False) -> float:
+    """The best dev score a run had reached by ``cost``: at its last evaluation by then (the
+    baseline before its first), or with ``interpolate`` linearly between the evaluations around
+    ``cost`` (from the lower of the baseline and its first score at cost 0) -- an estimate of
+    what the trainer, which evaluates when a time budget ends, would have scored there."""
     costs, best = running_curve(result)
+    if interpolate and len(costs):
+        return float(np.interp(cost, np.r_[0.0, costs], np.r_[min(baseline, best[0]), best]))
     reached = np.flatnonzero(costs <= cost * (1 + 1e-9))
     return float(best[reached[-1]]) if len(reached) else baseline
 

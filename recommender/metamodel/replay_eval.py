@@ -3,8 +3,11 @@
 Every (task, size) set in a held-out task group is a user with a budget. A policy picks one
 measured configuration (or, for the race, several in turn); its outcome is the best dev score
 that configuration's *recorded* learning curve had reached within the budget, on the scale of
-its final score (:func:`~recommender.metamodel.quality.running_curve`; the baseline before its
-first evaluation, and when the pick misses a hard constraint). Regret
+its final score (:func:`~recommender.metamodel.quality.running_curve`), interpolated between
+the evaluations around the budget -- the trainer evaluates when a time budget ends, and curves
+are evaluated every half epoch, so the last evaluation before the budget (``interpolate=False``)
+scored a method whose first evaluation came after the budget at the constant predictor however
+far it had learned -- and the baseline when the pick misses a hard constraint. Regret
 = the oracle's outcome minus the policy's, in metric points (x 100). Scenarios:
 
 - ``time_25`` / ``time_50`` / ``time_100``: a training budget of 25 / 50 / 100 % of full
@@ -102,13 +105,20 @@ class RacePlan:
 # --- the sets -----------------------------------------------------------------------------
 @dataclass
 class TaskSet:
-    """One (task, size) with its measured runs, baseline and per-scenario budgets."""
+    """One (task, size) with its measured runs, baseline and per-scenario budgets. A run is
+    scored at a budget by interpolating its curve between evaluations (``interpolate``, as the
+    trainer evaluates when a time budget ends), or at its last evaluation before the budget."""
 
     group: str
     key: tuple[str, int]
     runs: list[Any]
     baseline: float
     budgets: dict[str, float | None] = field(default_factory=dict)
+    interpolate: bool = True
+
+    def score(self, i: int, cost: float) -> float:
+        """Run ``i``'s score after training for ``cost`` (:func:`~recommender.metamodel.quality.score_at`)."""
+        return score_at(self.runs[i].result, cost, self.baseline, interpolate=self.interpolate)
 
     def feasible(self, scenario: str) -> np.ndarray:
         return np.array([feasible_run(r.result, scenario) for r in self.runs])
@@ -117,13 +127,13 @@ class TaskSet:
         """Each run's score within the scenario's budget (the baseline when infeasible)."""
         budget = self.budgets.get(scenario)
         out = []
-        for run, ok in zip(self.runs, self.feasible(scenario), strict=True):
+        for i, (run, ok) in enumerate(zip(self.runs, self.feasible(scenario), strict=True)):
             if not ok:
                 out.append(self.baseline)
             elif budget is None:
                 out.append(float(run.result.best_metric))
             else:
-                out.append(score_at(run.result, budget, self.baseline))
+                out.append(self.score(i, budget))
         return np.array(out)
 
 
@@ -156,8 +166,9 @@ def _convergence_cost(result: Any) -> float | None:
     return float(costs[close[0]])
 
 
-def task_sets(kb_rows: Sequence[Any], min_runs: int = 3) -> list[TaskSet]:
-    """The evaluation units: (task, size) sets with a full fine-tuning run (the budgets' yardstick)."""
+def task_sets(kb_rows: Sequence[Any], min_runs: int = 3, interpolate: bool = True) -> list[TaskSet]:
+    """The evaluation units: (task, size) sets with a full fine-tuning run (the budgets' yardstick);
+    ``interpolate``: how a run is scored at a budget (:class:`TaskSet`)."""
     from recommender.metamodel.evaluate import scored_runs, task_group
 
     baselines = kb_baselines(kb_rows)
@@ -171,7 +182,7 @@ def task_sets(kb_rows: Sequence[Any], min_runs: int = 3) -> list[TaskSet]:
             continue
         budgets: dict[str, float | None] = {s: None for s in SCENARIOS}
         budgets.update({s: f * yardstick for s, f in TIME_FRACTIONS.items()})
-        out.append(TaskSet(task_group(runs[0]), key, list(runs), baselines[key], budgets))
+        out.append(TaskSet(task_group(runs[0]), key, list(runs), baselines[key], budgets, interpolate))
     return out
 
 
@@ -239,13 +250,12 @@ def race_outcome(s: TaskSet, scenario: str, order: Sequence[int], plan: RacePlan
     Returns the best score of any trial that meets the scenario's constraints (the baseline when
     none does), as :meth:`TaskSet.outcomes` scores a single pick."""
     feasible = s.feasible(scenario)
-    top = s.runs[order[0]].result
-    used = min(budget, stop_cost(top))
-    best = score_at(top, used, s.baseline) if feasible[order[0]] else -math.inf
+    used = min(budget, stop_cost(s.runs[order[0]].result))
+    best = s.score(order[0], used) if feasible[order[0]] else -math.inf
     alive = list(order[1: plan.portfolio])
     for n, each in plan.challenger_rungs(budget - used, len(alive)):
         alive = alive[:n]
-        scores = {i: score_at(s.runs[i].result, each, s.baseline) if feasible[i] else -math.inf for i in alive}
+        scores = {i: s.score(i, each) if feasible[i] else -math.inf for i in alive}
         best = max([best, *scores.values()])
         alive = rung_order(alive, [scores[i] for i in alive], [priority[i] for i in alive])
     return best if best > -math.inf else s.baseline  # no trial met the constraints
@@ -263,13 +273,13 @@ def probe_race_outcome(s: TaskSet, scenario: str, order: Sequence[int], plan: Ra
     for i in alive:
         cost = min(probe * budget, stop_cost(s.runs[i].result))
         spent += cost
-        scores[i] = score_at(s.runs[i].result, cost, s.baseline) if feasible[i] else -math.inf
+        scores[i] = s.score(i, cost) if feasible[i] else -math.inf
     survivor = alive[0]
     for i in alive[1:]:
         if scores[i] > scores[survivor] + switch:
             survivor = i
     own = min(probe * budget, stop_cost(s.runs[survivor].result)) + budget - spent
-    final = score_at(s.runs[survivor].result, own, s.baseline) if feasible[survivor] else -math.inf
+    final = s.score(survivor, own) if feasible[survivor] else -math.inf
     best = max(final, *scores.values())
     return best if best > -math.inf else s.baseline
 
@@ -322,11 +332,12 @@ class Prediction:
 
 
 def replay_predictions(kb_rows: Sequence[Any], *, quality_kwargs: dict[str, Any] | None = None,
-                       latency: bool = True) -> list[Prediction]:
-    """Fit the models once per held-out task group and predict every held-out set in every scenario."""
+                       latency: bool = True, interpolate: bool = True) -> list[Prediction]:
+    """Fit the models once per held-out task group and predict every held-out set in every
+    scenario; ``interpolate``: how runs are scored at a budget (:class:`TaskSet`)."""
     from recommender.metamodel.evaluate import prediction_rows
 
-    sets = task_sets(kb_rows)
+    sets = task_sets(kb_rows, interpolate=interpolate)
     out: list[Prediction] = []
     for group in sorted({s.group for s in sets}):
         train_rows = [r for r in kb_rows if _group_of(r) != group]
