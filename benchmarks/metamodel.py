@@ -330,12 +330,18 @@ def section_scenarios(params: dict[str, Any], out: dict[str, Any], tables: list[
                                        race=partial(probe_race_outcome, probe=float(probe), switch=float(switch)))
             probes[f"portfolio={size},probe={probe},switch={switch}"] = {
                 s["name"]: (s["policies"]["race"] or {}).get("regret") for s in other["scenarios"]}
+    at_last = {}  # the former scoring (a run's last evaluation before the budget), refitted: ~2x the time
+    if cfg.get("compare_at_last_evaluation", False):
+        former = evaluate_scenarios(rows, predictions=replay_predictions(rows, interpolate=False), n_boot=10)
+        at_last = {s["name"]: {p: (v or {}).get("regret") for p, v in s["policies"].items()}
+                   for s in former["scenarios"]}
     record = {"scenarios": result["scenarios"], "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
               "source": "benchmarks/metamodel.py --only scenarios", "kb_path": rel(path), "n_runs": len(rows),
               "protocol_note": note, "n_groups": result["n_groups"], "n_sets": result["n_sets"],
               "race_plan": result["race_plan"], "top_pick": TOP_PICK, "race": RACE,
               "metamodel_regret_by_margin": margins,
               "race_regret_by_plan": plans, "probe_race_regret": probes, "probe_race": PROBE_RACE,
+              "regret_scored_at_last_evaluation": at_last,
               "seconds": time.perf_counter() - t0}
     out["scenarios"] = record
     body = []
@@ -360,6 +366,8 @@ def section_scenarios(params: dict[str, Any], out: dict[str, Any], tables: list[
              "metamodel regret with a margin on the predicted metric instead: " + json.dumps(margins),
              "race regret by plan: " + json.dumps(plans),
              "probe-and-continue race regret (not shipped): " + json.dumps(probes)]
+    if at_last:
+        lines.append("regret scored at each run's last evaluation before the budget: " + json.dumps(at_last))
     if cfg.get("write_kb_files", True):
         json_path = ROOT / params["evaluation"]["evaluation_json"]
         png_path = ROOT / params["evaluation"]["plot"]
