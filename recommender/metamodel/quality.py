@@ -167,9 +167,10 @@ def curve_table(kb_rows: Sequence[Any], baselines: dict[tuple[str, int], float] 
                 ) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray, np.ndarray]:
     """Training rows, log costs, gains over baseline and task-group labels from the curves.
 
-    Per run: a point at half its first evaluation's cost with gain 0 (nothing evaluated yet), one
-    per evaluation (best so far), and for runs that ended on their own two more at 2x and 4x their
-    last cost with the final best (the plateau)."""
+    Per run: a point at half its first evaluation's cost, halfway from the lower of the baseline
+    and its first score to that score (as :func:`score_at` interpolates: the trainer evaluates
+    when a time budget ends), one per evaluation (best so far), and for runs that ended on their
+    own two more at 2x and 4x their last cost with the final best (the plateau)."""
     from recommender.metamodel.evaluate import task_group
 
     baselines = baselines if baselines is not None else kb_baselines(kb_rows)
@@ -185,7 +186,8 @@ def curve_table(kb_rows: Sequence[Any], baselines: dict[tuple[str, int], float] 
         if not len(cost):
             continue
         base = baselines[(kb.metafeatures.fingerprint, kb.size)]
-        pts = [(cost[0] / 2, 0.0)] + [(c, b - base) for c, b in zip(cost, best, strict=True)]
+        pts = [(cost[0] / 2, (min(base, best[0]) + best[0]) / 2 - base)]
+        pts += [(c, b - base) for c, b in zip(cost, best, strict=True)]
         if converged(res):
             pts += [(cost[-1] * 2, best[-1] - base), (cost[-1] * 4, best[-1] - base)]
         info = {"metafeatures": kb.metafeatures, "method": res.method, "params": res.params,
