@@ -314,3 +314,22 @@ def test_a_run_is_scored_between_its_evaluations_as_the_trainer_evaluates_when_t
     for cost in (200, 800, 5000):
         assert between.score(full, cost) == pytest.approx(at_last.score(full, cost))
     assert list(between.outcomes("time_25")) == pytest.approx(list(at_last.outcomes("time_25")))  # 20 s: evaluated
+
+
+def test_the_fixed_rule_weighs_each_task_group_once_whatever_its_number_of_sets():
+    from recommender.metamodel.replay_eval import method_ranking, task_sets
+
+    def run(task, size, method, metric):
+        row = _row(task, size, method)
+        row.result.best_metric = metric
+        return row
+
+    # group "big": three sizes, lora 0.8 and head_only 0.6 (head_only 0.2 behind); group "small":
+    # one, head_only 0.8 and lora 0.5 (lora 0.3 behind). Per set lora would lead (0.075 against
+    # 0.15); per group head_only does (0.1 against 0.15)
+    rows = [run("big", n, m, v) for n in (300, 400, 500) for m, v in (("lora", 0.8), ("head_only", 0.6))]
+    rows += [run("small", 300, "lora", 0.5), run("small", 300, "head_only", 0.8)]
+    rows += [_row(t, n, "full_ft") for t, n in (("big", 300), ("big", 400), ("big", 500), ("small", 300))]
+    sets = task_sets(rows)
+    assert len(sets) == 4 and {s.group for s in sets} == {"big", "small"}
+    assert method_ranking(sets, "params_1m")[:2] == ["head_only", "lora"]
