@@ -296,8 +296,9 @@ def test_a_probing_race_continues_the_best_probe_and_loses_the_probes_time(synth
     # evaluate_scenarios replays whichever race it is given
     worst = evaluate_scenarios(synthetic_kb, n_boot=20, quality_kwargs={"max_iter": 30, "n_folds": 3},
                                latency=False, race=lambda s, *args: s.baseline)
-    assert all(sc["policies"]["race"]["regret"] >= sc["policies"]["best_fixed_rule"]["regret"]
-               for sc in worst["scenarios"])
+    # (a race ending at the constant predictor: 0.78 - 0.5 behind lora at 25 %, the rule's 0)
+    assert _scenario(worst, "time_25")["policies"]["race"]["regret"] == pytest.approx(28.0)
+    assert _scenario(worst, "time_25")["policies"]["best_fixed_rule"]["regret"] == pytest.approx(0.0)
 
 
 def test_a_run_is_scored_between_its_evaluations_as_the_trainer_evaluates_when_the_budget_ends(synthetic_kb):

@@ -186,7 +186,7 @@ def curve_table(kb_rows: Sequence[Any], baselines: dict[tuple[str, int], float] 
         if not len(cost):
             continue
         base = baselines[(kb.metafeatures.fingerprint, kb.size)]
-        pts = [(cost[0] / 2, (min(base, best[0]) + best[0]) / 2 - base)]
+        pts = [(cost[0] / 2, score_at(res, cost[0] / 2, base, interpolate=True) - base)]
         pts += [(c, b - base) for c, b in zip(cost, best, strict=True)]
         if converged(res):
             pts += [(cost[-1] * 2, best[-1] - base), (cost[-1] * 4, best[-1] - base)]
