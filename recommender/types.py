@@ -420,10 +420,11 @@ class Candidate(Record):
     """One recommended (method, hyperparameters) with predicted numbers and intervals.
 
     ``predicted_metric`` is the dev score predicted within the user's time budget (at
-    convergence without one): it is the number the rank is based on. ``predicted_gain`` is the
-    same prediction minus the task's baseline (a constant predictor's score);
-    ``predicted_gap`` is it minus the top pick's (positive only when the robust default keeps
-    rank 1 by the evaluation's margin; ``why`` then says so).
+    convergence without one): below rank 1 it is the number the rank is based on; rank 1 is the
+    regret-aware pick, which ``ranked_by`` names. ``predicted_gain`` is the same prediction minus
+    the task's baseline (a constant predictor's score); ``predicted_gap`` is it minus the top
+    pick's (positive only when the robust default keeps rank 1 though another configuration has
+    a higher predicted metric; ``why`` then says so).
     """
 
     rank: int
@@ -445,6 +446,7 @@ class Candidate(Record):
     why: str = ""
     predicted_gain: float | None = None
     robust_default: bool = False
+    ranked_by: str = ""  # what put it at its rank, in words (RANKED_BY)
 
     def missed_budgets(self) -> dict[str, float]:
         """The budgets this candidate is not predicted to meet, with their probabilities."""

@@ -365,7 +365,8 @@ def test_the_printed_table_names_its_columns_in_words_and_says_which_budgets_are
 
     rec = recommend(rte, UserBudgets(latency_budget_ms=1e-3, n_tasks=3), model=predictor, top=3, explain=False)
     header = next(line for line in format_recommendation(rec).splitlines() if line.startswith("rank"))
-    for column in (rec.metric_name, "to converge (s)", "latency b1 (ms)", "storage, 3 tasks (MB)", "meets budgets"):
+    for column in (rec.metric_name, "to converge (s)", "latency b1 (ms)", "storage, 3 tasks (MB)", "meets budgets",
+                   "ranked by"):
         assert column in header
     assert "p_meets" not in header and "time_s" not in header
     # a microsecond of latency is out of reach: every row says so, with the probability
@@ -409,8 +410,12 @@ def test_rank_follows_the_shown_metric_and_the_budget_changes_it(predictor, rte)
         assert top is feasible[0] and sum(c.robust_default for c in rec.candidates) == 1
         if top.robust_default:
             assert "nothing else is predicted to beat it with 90 % confidence" in top.why
+            assert top.ranked_by == "robust default"
         else:
             assert "predicted to beat the robust default" in top.why
+            assert top.ranked_by == "predicted gain over the robust default"
+        # the table says what put each row at its rank: rank 1 the pick above, the rest the metric
+        assert {c.ranked_by for c in rec.candidates[1:]} == {f"predicted {rec.metric_name}"}
         # below it the number shown is the number ranked
         shown = [c.predicted_metric for c in feasible[1: len({c.method for c in rec.candidates})]]
         assert shown == sorted(shown, reverse=True)

@@ -237,6 +237,7 @@ def recommend(task: Any, budgets: UserBudgets | None = None, *, top: int = 5, mo
         c.rank = rank
         c.predicted_gap = c.predicted_metric - shown[0].predicted_metric
         c.why = _why(c, budgets, shown[0], baseline, lead if c is first else None, default)
+        c.ranked_by = _ranked_by(c, first, lead, metric_name)
     feasible_found = any(c.feasible for c in candidates)
     binding, advice = (None, None) if feasible_found else _binding_budget(candidates)
     warnings = _budget_warning(predictor, rows, candidates, budgets, gflops, baseline, metric_name)
@@ -351,6 +352,16 @@ def _why(c: Candidate, budgets: UserBudgets, top: Candidate, baseline: float, le
     if missed:
         parts.append("misses " + ", ".join(missed))
     return "; ".join(parts)
+
+
+def _ranked_by(c: Candidate, first: Candidate | None, lead: float | None, metric_name: str) -> str:
+    """What put ``c`` at its rank, in the words the tables show: rank 1 is the regret-aware
+    pick (:func:`_top_pick`), the other ranks follow the predicted metric."""
+    if c is first and c.robust_default:
+        return "robust default"
+    if c is first and lead is not None:
+        return "predicted gain over the robust default"
+    return f"predicted {metric_name}"
 
 
 def _top_pick(predictor: Any, scenario: str, rows: Sequence[dict[str, Any]], candidates: Sequence[Candidate],
