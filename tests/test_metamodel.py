@@ -378,6 +378,35 @@ def test_the_printed_table_names_its_columns_in_words_and_says_which_budgets_are
 
 
 # --- quality at a budget, rank = shown metric, intervals, cache (issue 13) -----------------------
+def test_nearest_tasks_say_what_won_at_the_users_share_of_full_ft_time(predictor, kb_rows, rte):
+    from recommender.metamodel.quality import select_protocol
+    from recommender.metamodel.recommend import cached_metafeatures, nearest_tasks, scenario_winner
+    from recommender.metamodel.replay_eval import task_sets
+
+    # the winner under a time scenario is the replay evaluation's best outcome on that set
+    sets = task_sets(select_protocol(kb_rows, 2)[0])
+    assert sets
+    for s in sets:
+        results = [r.result for r in s.runs]
+        for scenario in ("time_25", "time_50"):
+            won = scenario_winner(results, scenario)
+            assert won["best_metric"] == pytest.approx(float(s.outcomes(scenario).max()), abs=1e-9)
+            assert won["when"].startswith(f"at {scenario[5:]} % of full FT's time")
+        at_end = scenario_winner(results, None)
+        assert at_end["best_metric"] == max(r.best_metric for r in results) and at_end["when"] == "at convergence"
+    # a set where runs learned names its winner; the same runs kept at the constant predictor do not
+    learned = next(s for s in sets if max(r.result.best_metric - r.result.baseline_metric for r in s.runs) > 0.1)
+    results = [r.result for r in learned.runs]
+    top = max(results, key=lambda r: r.best_metric)
+    assert scenario_winner(results, None)["summary"] == f"{top.method} won at convergence"
+    flat = [dataclasses.replace(r, best_metric=r.baseline_metric) for r in results]
+    assert scenario_winner(flat, None)["summary"] == "nothing beat the constant predictor at convergence"
+    mf = cached_metafeatures(rte)
+    short, free = nearest_tasks(predictor.meta, mf, scenario="time_25"), nearest_tasks(predictor.meta, mf)
+    assert [n["task"] for n in short] == [n["task"] for n in free] and len(free) == 3
+    assert {n["when"] for n in free} == {"at convergence"}
+
+
 def test_quality_at_budget_is_monotone_in_the_training_budget(predictor):
     import numpy as np
 

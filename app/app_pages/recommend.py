@@ -301,7 +301,7 @@ with right:
     if rec.nearest_tasks:
         st.markdown("**Nearest past tasks**")
         st.dataframe([{"Task": n["task"], "Train size": n["size"], "Distance": round(n["distance"], 2),
-                       "Best method": n["best_method"], "Its metric": n["best_metric"]}
+                       "What won": n["summary"], "Its metric": n["best_metric"]}
                       for n in rec.nearest_tasks], hide_index=True)
     if rec.top_features:
         st.markdown("**Meta-features that weigh most:** " + ", ".join(f"`{f}`" for f in rec.top_features))

@@ -49,7 +49,7 @@ def format_recommendation(rec: Any) -> str:
     if not rec.feasible_found:
         lines.append(f"\nno candidate meets every budget: {rec.relax_advice}")
     if rec.nearest_tasks:
-        near = "; ".join(f"{n['task']} (n={n['size']}): {n['best_method']} won" for n in rec.nearest_tasks)
+        near = "; ".join(f"{n['task']} (n={n['size']}): {n['summary']}" for n in rec.nearest_tasks)
         lines.append(f"\nnearest past tasks: {near}")
     if rec.top_features:
         lines.append(f"meta-features that weigh most: {', '.join(rec.top_features)}")

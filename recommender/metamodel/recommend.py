@@ -243,7 +243,7 @@ def recommend(task: Any, budgets: UserBudgets | None = None, *, top: int = 5, mo
     warnings = _budget_warning(predictor, rows, candidates, budgets, gflops, baseline, metric_name)
     if notes:
         warnings.append("extrapolating: " + "; ".join(notes) + " (intervals widened)")
-    neighbours = nearest_tasks(meta, mf) if explain else []
+    neighbours = nearest_tasks(meta, mf, scenario=scenario if budgets.time_budget_s is not None else None) if explain else []
     return Recommendation(
         task=getattr(task, "name", "task"), metric_name=metric_name,
         metafeatures=mf, budgets=budgets, candidates=shown, feasible_found=feasible_found,
@@ -407,15 +407,17 @@ def _binding_budget(candidates: Sequence[Candidate]) -> tuple[str | None, str | 
                  f"(predicted {c.predicted_metric:.3f})")
 
 
-def nearest_tasks(model: MetaModel, mf: MetaFeatures, k: int = 3) -> list[dict[str, Any]]:
-    """The k most similar past tasks (standardised meta-features) and what won on each."""
+def nearest_tasks(model: MetaModel, mf: MetaFeatures, k: int = 3, scenario: str | None = None) -> list[dict[str, Any]]:
+    """The k most similar past tasks (standardised meta-features) and what won on each: under a
+    time ``scenario`` of :mod:`~recommender.metamodel.replay_eval` (the user's time budget as a
+    share of full fine-tuning's time to converge) the best run at that share of the task's own
+    full fine-tuning time, scored as the replay evaluation scores it; otherwise (None: no time
+    budget) the best at convergence."""
     tasks: dict[tuple[str, int], dict[str, Any]] = {}
     for row in model.rows_:
         key = (row["task"], row["size"])
-        entry = tasks.setdefault(key, {"task": row["task"], "size": row["size"],
-                                       "vector": task_vector(row["metafeatures"]), "best": None})
-        if entry["best"] is None or row["result"].best_metric > entry["best"][1]:
-            entry["best"] = (row["method"], row["result"].best_metric)
+        tasks.setdefault(key, {"task": row["task"], "size": row["size"], "vector": task_vector(row["metafeatures"]),
+                               "results": []})["results"].append(row["result"])
     if not tasks:
         return []
     names = list(task_vector(mf))
@@ -427,7 +429,31 @@ def nearest_tasks(model: MetaModel, mf: MetaFeatures, k: int = 3) -> list[dict[s
     order = np.argsort(distances)[:k]
     entries = list(tasks.values())
     return [{"task": entries[i]["task"], "size": entries[i]["size"], "distance": float(distances[i]),
-             "best_method": entries[i]["best"][0], "best_metric": entries[i]["best"][1]} for i in order]
+             **scenario_winner(entries[i]["results"], scenario)} for i in order]
+
+
+def scenario_winner(results: Sequence[Any], scenario: str | None) -> dict[str, Any]:
+    """The best of one (task, size)'s runs under ``scenario`` (see :func:`nearest_tasks`):
+    ``best_method``, ``best_metric``, ``when`` it was scored and a ``summary`` in words, which
+    says so when no run was :data:`MIN_USEFUL_GAIN` above the constant predictor (the "winner"
+    is then noise)."""
+    from recommender.metamodel.quality import score_at
+    from recommender.metamodel.replay_eval import TIME_FRACTIONS, scenario_budgets
+
+    fraction = TIME_FRACTIONS.get(scenario or "")
+    budget = (scenario_budgets(results) or {}).get(scenario or "") if fraction else None
+    if budget is None or fraction is None:
+        scores = [float(r.best_metric) for r in results]
+        when = "at convergence"
+    else:
+        scores = [score_at(r, budget, math.inf if r.baseline_metric is None else r.baseline_metric, interpolate=True)
+                  for r in results]
+        when = f"at {100 * fraction:.0f} % of full FT's time to converge"
+    i = int(np.argmax(scores))
+    baselines = [r.baseline_metric for r in results if r.baseline_metric is not None]
+    learned = not baselines or scores[i] >= float(np.median(baselines)) + MIN_USEFUL_GAIN
+    summary = f"{results[i].method} won {when}" if learned else f"nothing beat the constant predictor {when}"
+    return {"best_method": results[i].method, "best_metric": scores[i], "when": when, "summary": summary}
 
 
 @lru_cache(maxsize=8)

@@ -166,6 +166,19 @@ def _convergence_cost(result: Any) -> float | None:
     return float(costs[close[0]])
 
 
+def scenario_budgets(results: Sequence[Any]) -> dict[str, float | None] | None:
+    """Each scenario's training budget on one (task, size)'s runs: the time scenarios' share of
+    full fine-tuning's cost to converge there (the yardstick), None for the others; None
+    altogether without a full fine-tuning run to measure it by."""
+    full = [r for r in results if r.method == REFERENCE_METHOD]
+    yardstick = _convergence_cost(full[0]) if full else None
+    if yardstick is None:
+        return None
+    budgets: dict[str, float | None] = {s: None for s in SCENARIOS}
+    budgets.update({s: f * yardstick for s, f in TIME_FRACTIONS.items()})
+    return budgets
+
+
 def task_sets(kb_rows: Sequence[Any], min_runs: int = 3, interpolate: bool = True) -> list[TaskSet]:
     """The evaluation units: (task, size) sets with a full fine-tuning run (the budgets' yardstick);
     ``interpolate``: how a run is scored at a budget (:class:`TaskSet`)."""
@@ -174,15 +187,9 @@ def task_sets(kb_rows: Sequence[Any], min_runs: int = 3, interpolate: bool = Tru
     baselines = kb_baselines(kb_rows)
     out = []
     for key, runs in sorted(scored_runs(kb_rows).items()):
-        full = [r for r in runs if r.result.method == REFERENCE_METHOD]
-        if len(runs) < min_runs or not full:
-            continue
-        yardstick = _convergence_cost(full[0].result)
-        if yardstick is None:
-            continue
-        budgets: dict[str, float | None] = {s: None for s in SCENARIOS}
-        budgets.update({s: f * yardstick for s, f in TIME_FRACTIONS.items()})
-        out.append(TaskSet(task_group(runs[0]), key, list(runs), baselines[key], budgets, interpolate))
+        budgets = scenario_budgets([r.result for r in runs]) if len(runs) >= min_runs else None
+        if budgets is not None:
+            out.append(TaskSet(task_group(runs[0]), key, list(runs), baselines[key], budgets, interpolate))
     return out
 
 
