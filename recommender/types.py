@@ -446,7 +446,7 @@ class Candidate(Record):
     why: str = ""
     predicted_gain: float | None = None
     robust_default: bool = False
-    ranked_by: str = ""  # what put it at its rank, in words (RANKED_BY)
+    ranked_by: str = ""  # what put it at its rank, in words (recommend._ranked_by)
 
     def missed_budgets(self) -> dict[str, float]:
         """The budgets this candidate is not predicted to meet, with their probabilities."""

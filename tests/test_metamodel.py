@@ -405,6 +405,7 @@ def test_nearest_tasks_say_what_won_at_the_users_share_of_full_ft_time(predictor
     short, free = nearest_tasks(predictor.meta, mf, scenario="time_25"), nearest_tasks(predictor.meta, mf)
     assert [n["task"] for n in short] == [n["task"] for n in free] and len(free) == 3
     assert {n["when"] for n in free} == {"at convergence"}
+    assert any(n["when"] == "at 25 % of full FT's time to converge" for n in short)  # those with a full FT run
 
 
 def test_quality_at_budget_is_monotone_in_the_training_budget(predictor):
