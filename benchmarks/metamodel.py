@@ -301,6 +301,7 @@ def section_scenarios(params: dict[str, Any], out: dict[str, Any], tables: list[
         RacePlan,
         evaluate_scenarios,
         probe_race_outcome,
+        refit_gaps,
         replay_predictions,
     )
 
@@ -330,6 +331,13 @@ def section_scenarios(params: dict[str, Any], out: dict[str, Any], tables: list[
                                        race=partial(probe_race_outcome, probe=float(probe), switch=float(switch)))
             probes[f"portfolio={size},probe={probe},switch={switch}"] = {
                 s["name"]: (s["policies"]["race"] or {}).get("regret") for s in other["scenarios"]}
+    neighbours = {}  # the difference model with its nearest-groups feature (not shipped), refitted alone
+    for k in cfg.get("gap_neighbours", [5]):
+        other = evaluate_scenarios(rows, predictions=refit_gaps(preds, rows, neighbours=int(k)), n_boot=2000,
+                                   seed=int(params["seed"]))
+        neighbours[str(k)] = {s["name"]: {"regret": s["policies"]["metamodel"]["regret"],
+                                          "vs_best_fixed_rule": s["policies"]["metamodel"].get("vs_best_fixed_rule")}
+                              for s in other["scenarios"]}
     at_last = {}  # the former scoring (a run's last evaluation before the budget), refitted: ~2x the time
     if cfg.get("compare_at_last_evaluation", False):
         former = evaluate_scenarios(rows, predictions=replay_predictions(rows, interpolate=False), n_boot=10)
@@ -341,7 +349,7 @@ def section_scenarios(params: dict[str, Any], out: dict[str, Any], tables: list[
               "race_plan": result["race_plan"], "top_pick": TOP_PICK, "race": RACE,
               "metamodel_regret_by_margin": margins,
               "race_regret_by_plan": plans, "probe_race_regret": probes, "probe_race": PROBE_RACE,
-              "regret_scored_at_last_evaluation": at_last,
+              "regret_scored_at_last_evaluation": at_last, "metamodel_regret_with_neighbours": neighbours,
               "seconds": time.perf_counter() - t0}
     out["scenarios"] = record
     body = []
@@ -365,7 +373,8 @@ def section_scenarios(params: dict[str, Any], out: dict[str, Any], tables: list[
                     "meta - fixed", "gap closed (meta)", "gap closed (race)", "(ceiling)", "coverage80"], body),
              "metamodel regret with a margin on the predicted metric instead: " + json.dumps(margins),
              "race regret by plan: " + json.dumps(plans),
-             "probe-and-continue race regret (not shipped): " + json.dumps(probes)]
+             "probe-and-continue race regret (not shipped): " + json.dumps(probes),
+             "metamodel regret with the nearest-groups feature (not shipped): " + json.dumps(neighbours)]
     if at_last:
         lines.append("regret scored at each run's last evaluation before the budget: " + json.dumps(at_last))
     if cfg.get("write_kb_files", True):

@@ -222,6 +222,36 @@ def test_the_rule_gap_model_learns_each_configurations_difference_to_the_rule(sy
     assert rule_run(sets[0], rankings["time_25"]) == 1
 
 
+def test_the_rule_gap_models_nearest_groups_feature_leaves_out_the_sets_own_group(synthetic_kb):
+    from recommender.metamodel.evaluate import prediction_rows
+    from recommender.metamodel.replay_eval import (
+        evaluate_scenarios,
+        method_ranking,
+        refit_gaps,
+        replay_predictions,
+        task_sets,
+    )
+    from recommender.metamodel.rule_gap import RuleGapModel
+
+    sets = task_sets(synthetic_kb)
+    rankings = {sc: method_ranking(sets, sc) for sc in ("time_25", "time_100")}
+    model = RuleGapModel(min_samples_leaf=1, neighbours=2).fit(sets, rankings)
+    mf = sets[0].runs[0].metafeatures  # synth_0, 300 examples: the nearest groups are synth_0, _1, _2 in turn
+    # identical curves on every task: the neighbours' differences are the known ones
+    assert model._neighbour_differences("time_100", mf, None) == pytest.approx(
+        {"full_ft": 0.0, "lora": -0.10, "head_only": -0.35})
+    model.differences_["time_100"][model.set_groups_.index("synth_1")] += 1.0  # a marker on synth_1
+    assert model._neighbour_differences("time_100", mf, None)["lora"] == pytest.approx((-0.10 + 0.90) / 2)
+    assert model._neighbour_differences("time_100", mf, "synth_1")["lora"] == pytest.approx(-0.10)
+    assert model.predict("time_25", prediction_rows(sets[0].runs)).shape == (3, 3)
+    # the benchmark's comparison: the same predictions with the option refitted per held-out group
+    preds = replay_predictions(synthetic_kb, quality_kwargs={"max_iter": 30, "n_folds": 3}, latency=False)
+    refitted = refit_gaps(preds, synthetic_kb, neighbours=2, min_samples_leaf=1)
+    assert [(p.set.key, p.scenario) for p in refitted] == [(p.set.key, p.scenario) for p in preds]
+    assert all(p.gap is None or p.gap.shape == (len(p.set.runs), 3) for p in refitted)
+    assert evaluate_scenarios(synthetic_kb, predictions=refitted, n_boot=10)["n_groups"] == 5
+
+
 def test_the_pick_leaves_the_rule_only_for_a_gain_predicted_with_confidence():
     from recommender.metamodel.rule_gap import pick
 

@@ -25,7 +25,7 @@ from recommender.metamodel.rule_gap import RuleGapModel
 from recommender.types import MetaFeatures
 
 #: bump when the fitted objects change shape or how they are fitted: old cache files are then never read
-PREDICTOR_VERSION = 8
+PREDICTOR_VERSION = 9
 META_TARGETS = ("log_cost", "log_memory", "latency_ratio_b1", "latency_ratio_bB")
 MIN_USER_RUNS = 5
 

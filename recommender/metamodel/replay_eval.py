@@ -374,6 +374,22 @@ def replay_predictions(kb_rows: Sequence[Any], *, quality_kwargs: dict[str, Any]
     return out
 
 
+def refit_gaps(predictions: Sequence[Prediction], kb_rows: Sequence[Any], **gap_kwargs: Any) -> list[Prediction]:
+    """``predictions`` with the difference-to-rule model refitted per held-out group as
+    ``RuleGapModel(**gap_kwargs)`` (to compare its options without refitting the quality model)."""
+    from recommender.metamodel.evaluate import prediction_rows
+
+    sets = task_sets(kb_rows, interpolate=predictions[0].set.interpolate) if predictions else []
+    out: list[Prediction] = []
+    for group in sorted({p.set.group for p in predictions}):
+        train_sets = [s for s in sets if s.group != group]
+        rankings = {sc: method_ranking(train_sets, sc) for sc in SCENARIOS}
+        gaps = RuleGapModel(**gap_kwargs).fit(train_sets, rankings)
+        for p in (p for p in predictions if p.set.group == group):
+            out.append(replace(p, gap=gaps.predict(p.scenario, prediction_rows(p.set.runs))))
+    return out
+
+
 def evaluate_scenarios(kb_rows: Sequence[Any], *, plan: RacePlan | None = None, margin: float | None = None,
                        n_boot: int = 2000, seed: int = 0, quality_kwargs: dict[str, Any] | None = None,
                        latency: bool = True, predictions: Sequence[Prediction] | None = None,

@@ -11,6 +11,11 @@ the difference is highest and above zero, a gain predicted with 90 % confidence.
 Compared by the replay evaluation with keeping the rule unless another configuration's predicted
 metric is 5 points higher: a tie within noise on three knowledge bases (README, "How well the
 meta-model recommends"); shipped because its one threshold was not chosen on the evaluation's folds.
+
+``neighbours=k`` (off in the shipped model, compared by the benchmark) adds one feature: the
+configuration's method's mean difference to the rule on the k task groups nearest to the task
+(standardised task features; a group is as near as its nearest set), computed without the set's
+own group when fitting, so a row never sees its own outcome.
 """
 
 from __future__ import annotations
@@ -38,8 +43,13 @@ class RuleGapModel:
     max_iter: int = 100
     min_samples_leaf: int = 10
     random_state: int = 0
+    neighbours: int = 0  # k nearest task groups whose differences become a feature (0: none)
     methods_: list[str] = field(default_factory=list)
     models_: dict[str, Any] = field(default_factory=dict)
+    vectors_: np.ndarray | None = None  # (n_sets, d) standardised task features of the training sets
+    scaling_: tuple[np.ndarray, np.ndarray] | None = None  # (mean, scale) that standardised them
+    set_groups_: list[str] = field(default_factory=list)
+    differences_: dict[str, np.ndarray] = field(default_factory=dict)  # scenario: (n_sets, n_methods)
 
     def fit(self, sets: Sequence[Any], rankings: Mapping[str, Sequence[str]]) -> RuleGapModel:
         """``sets``: :class:`~recommender.metamodel.replay_eval.TaskSet`; ``rankings``: each
@@ -50,6 +60,8 @@ class RuleGapModel:
 
         self.methods_ = sorted({r.result.method for s in sets for r in s.runs})
         self.models_ = {}
+        if self.neighbours:
+            self._fit_neighbours(sets, rankings)
         for scenario, ranking in rankings.items():
             X, y = [], []
             for s in sets:
@@ -57,7 +69,7 @@ class RuleGapModel:
                 if fixed is None:
                     continue
                 outcomes = s.outcomes(scenario)
-                X.append(self._matrix(prediction_rows(s.runs)))
+                X.append(self._features(scenario, prediction_rows(s.runs), exclude=s.group))
                 y.append(outcomes - outcomes[fixed])
             if len(X) < 3:
                 continue  # too few sets to learn a difference from: the rule stands
@@ -67,15 +79,76 @@ class RuleGapModel:
             ).fit(np.vstack(X), np.concatenate(y))
         return self
 
-    def _matrix(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        return design_matrix(rows, self.methods_)[1]
+    def _fit_neighbours(self, sets: Sequence[Any], rankings: Mapping[str, Sequence[str]]) -> None:
+        """Remember each training set's standardised task features, group and, per scenario, each
+        method's (default configuration's) outcome minus the rule's there."""
+        from recommender.metamodel.replay_eval import _method_run, rule_run
+
+        vectors = np.array([self._task_vector(s.runs[0].metafeatures) for s in sets])
+        mean, scale = vectors.mean(axis=0), vectors.std(axis=0)
+        scale[scale == 0] = 1.0
+        self.scaling_, self.vectors_ = (mean, scale), (vectors - mean) / scale
+        self.set_groups_ = [s.group for s in sets]
+        self.differences_ = {}
+        for scenario, ranking in rankings.items():
+            diff = np.full((len(sets), len(self.methods_)), np.nan)
+            for k, s in enumerate(sets):
+                fixed = rule_run(s, ranking)
+                if fixed is None:
+                    continue
+                outcomes = s.outcomes(scenario)
+                for j, method in enumerate(self.methods_):
+                    run = _method_run(s, method)
+                    if run is not None:
+                        diff[k, j] = outcomes[run] - outcomes[fixed]
+            self.differences_[scenario] = diff
+
+    @staticmethod
+    def _task_vector(mf: Any) -> list[float]:
+        from recommender.metamodel.features import task_vector
+
+        return list(task_vector(mf).values())
+
+    def _neighbour_differences(self, scenario: str, mf: Any, exclude: str | None) -> dict[str, float]:
+        """Per method: its mean difference to the rule over the ``neighbours`` nearest task groups
+        (each group's sets averaged first), ``exclude`` left out."""
+        assert self.vectors_ is not None and self.scaling_ is not None
+        diff = self.differences_.get(scenario)
+        if diff is None:
+            return {}
+        mean, scale = self.scaling_
+        distance = np.linalg.norm(self.vectors_ - (np.array(self._task_vector(mf)) - mean) / scale, axis=1)
+        nearest: dict[str, float] = {}
+        for d, g in zip(distance, self.set_groups_, strict=True):
+            if g != exclude:
+                nearest[g] = min(nearest.get(g, np.inf), float(d))
+        chosen = sorted(nearest, key=lambda g: nearest[g])[: self.neighbours]
+        out = {}
+        for j, method in enumerate(self.methods_):
+            per_group = [diff[[k for k, g in enumerate(self.set_groups_) if g == group], j] for group in chosen]
+            means = [float(np.nanmean(v)) for v in per_group if np.isfinite(v).any()]
+            out[method] = float(np.mean(means)) if means else np.nan
+        return out
+
+    def _features(self, scenario: str, rows: Sequence[Mapping[str, Any]], exclude: str | None = None) -> np.ndarray:
+        X = design_matrix(rows, self.methods_)[1]
+        if not self.neighbours:
+            return X
+        by_task: dict[str, dict[str, float]] = {}
+        column = []
+        for r in rows:
+            mf = r["metafeatures"]
+            if mf.fingerprint not in by_task:
+                by_task[mf.fingerprint] = self._neighbour_differences(scenario, mf, exclude)
+            column.append(by_task[mf.fingerprint].get(r["method"], np.nan))
+        return np.hstack([X, np.array(column, dtype=float)[:, None]])
 
     def predict(self, scenario: str, rows: Sequence[Mapping[str, Any]]) -> np.ndarray | None:
         """(n_rows, 3) predicted differences to the rule's outcome (None: no model for ``scenario``)."""
         model = self.models_.get(scenario)
         if model is None or not len(rows):
             return None
-        return np.asarray(model.predict_quantiles(self._matrix(rows)))
+        return np.asarray(model.predict_quantiles(self._features(scenario, rows)))
 
     def compact(self) -> RuleGapModel:
         """The same predictions from NumPy arrays alone (:mod:`~recommender.metamodel.trees`)."""
