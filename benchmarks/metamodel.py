@@ -296,6 +296,7 @@ def plot_scenarios(result: dict[str, Any], path: Path, title: str) -> None:
 
 def section_scenarios(params: dict[str, Any], out: dict[str, Any], tables: list[str]) -> None:
     from recommender.knowledge_base import load_knowledge_base
+    from recommender.metamodel.pairwise import PairwiseRuleModel
     from recommender.metamodel.quality import CURRENT_PROTOCOL, select_protocol
     from recommender.metamodel.replay_eval import (
         RacePlan,
@@ -338,6 +339,14 @@ def section_scenarios(params: dict[str, Any], out: dict[str, Any], tables: list[
         neighbours[str(k)] = {s["name"]: {"regret": s["policies"]["metamodel"]["regret"],
                                           "vs_best_fixed_rule": s["policies"]["metamodel"].get("vs_best_fixed_rule")}
                               for s in other["scenarios"]}
+    pairwise = {}  # the pairwise ranking model as the pick's lead instead of the difference model
+    for confidence in cfg.get("pairwise_confidence", [0.9]):
+        model = PairwiseRuleModel(confidence=float(confidence))
+        other = evaluate_scenarios(rows, predictions=refit_gaps(preds, rows, model=model), n_boot=2000,
+                                   seed=int(params["seed"]))
+        pairwise[str(confidence)] = {s["name"]: {"regret": s["policies"]["metamodel"]["regret"],
+                                                 "vs_best_fixed_rule": s["policies"]["metamodel"].get("vs_best_fixed_rule")}
+                                     for s in other["scenarios"]}
     at_last = {}  # the former scoring (a run's last evaluation before the budget), refitted: ~2x the time
     if cfg.get("compare_at_last_evaluation", False):
         former = evaluate_scenarios(rows, predictions=replay_predictions(rows, interpolate=False), n_boot=10)
@@ -350,6 +359,7 @@ def section_scenarios(params: dict[str, Any], out: dict[str, Any], tables: list[
               "metamodel_regret_by_margin": margins,
               "race_regret_by_plan": plans, "probe_race_regret": probes, "probe_race": PROBE_RACE,
               "regret_scored_at_last_evaluation": at_last, "metamodel_regret_with_neighbours": neighbours,
+              "metamodel_regret_pairwise": pairwise,
               "seconds": time.perf_counter() - t0}
     out["scenarios"] = record
     body = []
@@ -374,7 +384,8 @@ def section_scenarios(params: dict[str, Any], out: dict[str, Any], tables: list[
              "metamodel regret with a margin on the predicted metric instead: " + json.dumps(margins),
              "race regret by plan: " + json.dumps(plans),
              "probe-and-continue race regret (not shipped): " + json.dumps(probes),
-             "metamodel regret with the nearest-groups feature (not shipped): " + json.dumps(neighbours)]
+             "metamodel regret with the nearest-groups feature (not shipped): " + json.dumps(neighbours),
+             "metamodel regret with the pairwise model as the lead: " + json.dumps(pairwise)]
     if at_last:
         lines.append("regret scored at each run's last evaluation before the budget: " + json.dumps(at_last))
     if cfg.get("write_kb_files", True):

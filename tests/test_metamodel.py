@@ -657,6 +657,30 @@ def test_compact_trees_predict_exactly_as_scikit_learn():
         compact.predict_quantiles(X_new[:, :3])
 
 
+def test_compact_binary_classifier_predicts_as_scikit_learn():
+    """The pairwise model's classifier as NumPy arrays: scikit-learn's probabilities (the same
+    trees; the logistic function to rounding)."""
+    import numpy as np
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from recommender.metamodel.trees import CompactBinaryClassifier, compact
+
+    rng = np.random.default_rng(1)
+    X = rng.random((500, 5))
+    X[::4, 2] = np.nan
+    y = (X[:, 0] + 0.5 * X[:, 3] + rng.normal(0, 0.2, 500) > 0.8).astype(int)
+    model = HistGradientBoostingClassifier(max_iter=40, random_state=0).fit(X, y, sample_weight=rng.random(500))
+    small = compact(model)
+    assert isinstance(small, CompactBinaryClassifier)
+    X_new = rng.random((200, 5))
+    X_new[::3, 2] = np.nan
+    np.testing.assert_allclose(small.predict_proba(X_new), model.predict_proba(X_new), rtol=1e-12, atol=1e-15)
+    with pytest.raises(ValueError, match="expected"):
+        small.predict_proba(X_new[:, :2])
+    three = HistGradientBoostingClassifier(max_iter=5).fit(X, rng.integers(0, 3, 500))
+    assert compact(three) is three  # not a binary classifier: kept as it is
+
+
 def test_the_shipped_predictor_is_current():
     """``recommender kb calibrate`` was run after the knowledge base last changed."""
     from recommender.knowledge_base import default_path, protocol1_path

@@ -248,8 +248,48 @@ def test_the_rule_gap_models_nearest_groups_feature_leaves_out_the_sets_own_grou
     preds = replay_predictions(synthetic_kb, quality_kwargs={"max_iter": 30, "n_folds": 3}, latency=False)
     refitted = refit_gaps(preds, synthetic_kb, neighbours=2, min_samples_leaf=1)
     assert [(p.set.key, p.scenario) for p in refitted] == [(p.set.key, p.scenario) for p in preds]
-    assert all(p.gap is None or p.gap.shape == (len(p.set.runs), 3) for p in refitted)
+    assert all(p.lead is None or p.lead.shape == (len(p.set.runs),) for p in refitted)
     assert evaluate_scenarios(synthetic_kb, predictions=refitted, n_boot=10)["n_groups"] == 5
+
+
+def test_the_pairwise_model_learns_which_configuration_beats_which(synthetic_kb):
+    """Identical curves on every task: at convergence full_ft > lora > head_only, within 25 % of
+    full_ft's time lora > full_ft > head_only; the pick leaves the rule only for a configuration
+    predicted to beat it with the model's confidence."""
+    from recommender.metamodel.evaluate import prediction_rows
+    from recommender.metamodel.pairwise import PairwiseRuleModel
+    from recommender.metamodel.replay_eval import (
+        evaluate_scenarios,
+        method_ranking,
+        refit_gaps,
+        replay_predictions,
+        rule_run,
+        task_sets,
+    )
+    from recommender.metamodel.rule_gap import pick
+
+    sets = task_sets(synthetic_kb)
+    rankings = {sc: method_ranking(sets, sc) for sc in ("time_25", "time_100")}
+    model = PairwiseRuleModel(min_samples_leaf=1, max_iter=30).fit(sets, rankings).compact()
+    rows = prediction_rows(sets[0].runs)  # full_ft, lora, head_only
+    at_100 = model.beats("time_100", rows, reference=0)  # against full_ft, the rule at convergence
+    assert at_100[0] == 0.5 and at_100[1] < 0.1 and at_100[2] < 0.1
+    at_25 = model.beats("time_25", rows, reference=0)  # against full_ft at 25 %: lora wins
+    assert at_25[1] > 0.9 and at_25[2] < 0.1
+    rule = rule_run(sets[0], rankings["time_25"])
+    assert rule == 1 and pick(model.lead("time_25", rows, rule), np.ones(3, dtype=bool), rule) == 1
+    # a rule that loses surely is left for the configuration that beats it
+    assert pick(model.lead("time_25", rows, 0), np.ones(3, dtype=bool), 0) == 1
+    assert model.beats("latency_b1", rows, 0) is None and model.lead("time_25", rows, None) is None
+    with pytest.raises(ValueError, match="confidence"):
+        PairwiseRuleModel(confidence=1.0)
+    # the benchmark's comparison: the difference model's lead replaced by the pairwise model's
+    preds = replay_predictions(synthetic_kb, quality_kwargs={"max_iter": 30, "n_folds": 3}, latency=False)
+    refitted = refit_gaps(preds, synthetic_kb, model=PairwiseRuleModel(min_samples_leaf=1, max_iter=30))
+    assert all(p.lead is None or p.lead.shape == (len(p.set.runs),) for p in refitted)
+    result = evaluate_scenarios(synthetic_kb, predictions=refitted, n_boot=10)
+    at_25 = next(s for s in result["scenarios"] if s["name"] == "time_25")
+    assert at_25["policies"]["metamodel"]["regret"] == pytest.approx(0.0)
 
 
 def test_the_pick_leaves_the_rule_only_for_a_gain_predicted_with_confidence():

@@ -339,7 +339,7 @@ class Prediction:
     quality: np.ndarray  # (n_runs, 3) predicted score: interval low, median, high
     allowed: np.ndarray  # predicted to meet the scenario's constraint
     rule: str | None  # the best fixed rule on the training groups, as applied to this set (:func:`rule_for`)
-    gap: np.ndarray | None = None  # (n_runs, 3) predicted difference to the rule's outcome (rule_gap)
+    lead: np.ndarray | None = None  # (n_runs,) above zero where the pick may leave the rule (RuleGapModel.lead)
 
 
 def replay_predictions(kb_rows: Sequence[Any], *, quality_kwargs: dict[str, Any] | None = None,
@@ -370,13 +370,18 @@ def replay_predictions(kb_rows: Sequence[Any], *, quality_kwargs: dict[str, Any]
                 log_cost = math.log(budget) if budget is not None else quality.convergence_log_cost()
                 q = to_metric(quality.predict(rows, [log_cost])[:, 0, :], s.baseline, s.runs[0].result.metric_name)
                 out.append(Prediction(s, sc, q, predicted_feasible(s, sc, ratio), rule_for(s, rankings[sc]),
-                                      gaps.predict(sc, rows)))
+                                      gaps.lead(sc, rows)))
     return out
 
 
-def refit_gaps(predictions: Sequence[Prediction], kb_rows: Sequence[Any], **gap_kwargs: Any) -> list[Prediction]:
-    """``predictions`` with the difference-to-rule model refitted per held-out group as
-    ``RuleGapModel(**gap_kwargs)`` (to compare its options without refitting the quality model)."""
+def refit_gaps(predictions: Sequence[Prediction], kb_rows: Sequence[Any], model: Any = None,
+               **gap_kwargs: Any) -> list[Prediction]:
+    """``predictions`` with the model of the pick's lead refitted per held-out group: a fresh copy
+    of ``model`` (anything with ``fit(sets, rankings)`` and ``lead(scenario, rows, rule_index)``,
+    e.g. :class:`~recommender.metamodel.pairwise.PairwiseRuleModel`), by default
+    ``RuleGapModel(**gap_kwargs)`` -- to compare them without refitting the quality model."""
+    from copy import deepcopy
+
     from recommender.metamodel.evaluate import prediction_rows
 
     sets = task_sets(kb_rows, interpolate=predictions[0].set.interpolate) if predictions else []
@@ -384,9 +389,10 @@ def refit_gaps(predictions: Sequence[Prediction], kb_rows: Sequence[Any], **gap_
     for group in sorted({p.set.group for p in predictions}):
         train_sets = [s for s in sets if s.group != group]
         rankings = {sc: method_ranking(train_sets, sc) for sc in SCENARIOS}
-        gaps = RuleGapModel(**gap_kwargs).fit(train_sets, rankings)
+        fitted = (deepcopy(model) if model is not None else RuleGapModel(**gap_kwargs)).fit(train_sets, rankings)
         for p in (p for p in predictions if p.set.group == group):
-            out.append(replace(p, gap=gaps.predict(p.scenario, prediction_rows(p.set.runs))))
+            lead = fitted.lead(p.scenario, prediction_rows(p.set.runs), rule_run(p.set, rankings[p.scenario]))
+            out.append(replace(p, lead=lead))
     return out
 
 
@@ -418,7 +424,7 @@ def evaluate_scenarios(kb_rows: Sequence[Any], *, plan: RacePlan | None = None, 
         methods = [r.result.method for r in s.runs]
         oracle = float(outcomes[feasible].max())
         fixed = _method_run(s, p.rule)
-        top = (pick(None if p.gap is None else p.gap[:, 0], p.allowed, fixed) if margin is None
+        top = (pick(p.lead, p.allowed, fixed) if margin is None
                else choose(q[:, 1], p.allowed, fixed, margin))
         budget = s.budgets[sc]
         race_budget = budget if budget is not None else s.budgets["time_100"]

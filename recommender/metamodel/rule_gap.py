@@ -150,6 +150,13 @@ class RuleGapModel:
             return None
         return np.asarray(model.predict_quantiles(self._features(scenario, rows)))
 
+    def lead(self, scenario: str, rows: Sequence[Mapping[str, Any]], reference: int | None = None) -> np.ndarray | None:
+        """The gains with 90 % confidence (the 10 % quantile): above zero where a row beats the
+        rule's outcome (:func:`pick` reads it). ``reference`` (the rule's row) is not needed: the
+        model learned the difference to the rule's run itself."""
+        q = self.predict(scenario, rows)
+        return None if q is None else q[:, 0]
+
     def compact(self) -> RuleGapModel:
         """The same predictions from NumPy arrays alone (:mod:`~recommender.metamodel.trees`)."""
         from recommender.metamodel.trees import compact

@@ -1,11 +1,13 @@
-"""Fitted quantile trees as plain NumPy arrays: predictions without importing scikit-learn.
+"""Fitted boosted trees as plain NumPy arrays: predictions without importing scikit-learn.
 
 A recommendation on a warm cache only *predicts*; importing scikit-learn (and SciPy through it)
 takes longer than everything else it does. :class:`CompactQuantiles` holds what a fitted
 :class:`~recommender.metamodel.quantile_gbm.QuantileGradientBoosting` needs to predict (each
 tree's split features, thresholds, missing-value directions, children and leaf values) and
 predicts exactly as scikit-learn's ``HistGradientBoostingRegressor`` does: same traversal, same
-order of summation, so the predictions are identical (tested).
+order of summation, so the predictions are identical (tested);
+:class:`CompactBinaryClassifier` does the same for a binary ``HistGradientBoostingClassifier``
+(the pairwise model's, :mod:`~recommender.metamodel.pairwise`).
 """
 
 from __future__ import annotations
@@ -116,7 +118,34 @@ class CompactQuantiles:
         return q[:, int(np.argmin(np.abs(self.quantiles_ - 0.5)))]
 
 
+@dataclass(frozen=True)
+class CompactBinaryClassifier:
+    """The predicting half of a fitted binary ``HistGradientBoostingClassifier``: the same
+    ``predict_proba``, NumPy only."""
+
+    n_features_in_: int
+    ensemble: TreeEnsemble
+
+    @classmethod
+    def from_fitted(cls, model: Any) -> CompactBinaryClassifier:
+        if len(model.classes_) != 2:
+            raise ValueError("only binary classifiers are supported")
+        return cls(int(model.n_features_in_), TreeEnsemble.from_histgradientboosting(model))
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """(n_samples, 2): the probabilities of the first and the second class."""
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has shape {X.shape}; expected (n, {self.n_features_in_})")
+        positive = 1.0 / (1.0 + np.exp(-self.ensemble.predict(X)))
+        return np.column_stack([1.0 - positive, positive])
+
+
 def compact(model: Any) -> Any:
-    """``model`` as :class:`CompactQuantiles` when it is a fitted quantile model, else as is."""
-    return CompactQuantiles.from_fitted(model) if hasattr(model, "estimators_") and hasattr(model, "quantiles_") \
-        else model
+    """``model`` as :class:`CompactQuantiles` when it is a fitted quantile model, as
+    :class:`CompactBinaryClassifier` when it is a fitted binary boosted classifier, else as is."""
+    if hasattr(model, "estimators_") and hasattr(model, "quantiles_"):
+        return CompactQuantiles.from_fitted(model)
+    if hasattr(model, "_predictors") and len(getattr(model, "classes_", ())) == 2:
+        return CompactBinaryClassifier.from_fitted(model)
+    return model
