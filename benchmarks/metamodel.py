@@ -237,12 +237,13 @@ def plot_regret(summary: dict[str, Any], path: Path, title: str, empty_reason: s
     plt.close(fig)
 
 
-#: how the meta-model's top pick is made (recommender.metamodel.rule_gap); the margins compared beside it
+#: how the meta-model's top pick is made (recommender.metamodel.pairwise); the margins compared beside it
 RACE = ("the top pick first, alone, with the whole budget (it stops when it converges); the rest of the "
         "portfolio raced by successive halving in the time it left")
 PROBE_RACE = ("every configuration of the portfolio trains for `probe` of the budget; the best probe (the top "
               "pick unless another beat it by more than `switch`) goes on without a restart in the time left")
-TOP_PICK = "rule_gap: leave the fixed rule only for a configuration whose 10 % quantile of difference to it is > 0"
+TOP_PICK = ("pairwise: leave the fixed rule only for a configuration predicted to beat its run with probability "
+            "> 0.9 (a classifier over every pair of configurations of each training set)")
 
 
 # -- (s) budgeted scenarios by replay (writes data/knowledge_base/evaluation.json + .png) ------------
@@ -296,7 +297,6 @@ def plot_scenarios(result: dict[str, Any], path: Path, title: str) -> None:
 
 def section_scenarios(params: dict[str, Any], out: dict[str, Any], tables: list[str]) -> None:
     from recommender.knowledge_base import load_knowledge_base
-    from recommender.metamodel.pairwise import PairwiseRuleModel
     from recommender.metamodel.quality import CURRENT_PROTOCOL, select_protocol
     from recommender.metamodel.replay_eval import (
         RacePlan,
@@ -305,6 +305,7 @@ def section_scenarios(params: dict[str, Any], out: dict[str, Any], tables: list[
         refit_gaps,
         replay_predictions,
     )
+    from recommender.metamodel.rule_gap import RuleGapModel
 
     cfg = params.get("scenarios", {})
     path = kb_file(params)
@@ -339,14 +340,13 @@ def section_scenarios(params: dict[str, Any], out: dict[str, Any], tables: list[
         neighbours[str(k)] = {s["name"]: {"regret": s["policies"]["metamodel"]["regret"],
                                           "vs_best_fixed_rule": s["policies"]["metamodel"].get("vs_best_fixed_rule")}
                               for s in other["scenarios"]}
-    pairwise = {}  # the pairwise ranking model as the pick's lead instead of the difference model
-    for confidence in cfg.get("pairwise_confidence", [0.9]):
-        model = PairwiseRuleModel(confidence=float(confidence))
+    difference = {}  # the difference-to-rule model (the pick until 2026-12-07) as the lead instead
+    for name, model in {"rule_gap": RuleGapModel()}.items():
         other = evaluate_scenarios(rows, predictions=refit_gaps(preds, rows, model=model), n_boot=2000,
                                    seed=int(params["seed"]))
-        pairwise[str(confidence)] = {s["name"]: {"regret": s["policies"]["metamodel"]["regret"],
-                                                 "vs_best_fixed_rule": s["policies"]["metamodel"].get("vs_best_fixed_rule")}
-                                     for s in other["scenarios"]}
+        difference[name] = {s["name"]: {"regret": s["policies"]["metamodel"]["regret"],
+                                        "vs_best_fixed_rule": s["policies"]["metamodel"].get("vs_best_fixed_rule")}
+                            for s in other["scenarios"]}
     at_last = {}  # the former scoring (a run's last evaluation before the budget), refitted: ~2x the time
     if cfg.get("compare_at_last_evaluation", False):
         former = evaluate_scenarios(rows, predictions=replay_predictions(rows, interpolate=False), n_boot=10)
@@ -359,7 +359,7 @@ def section_scenarios(params: dict[str, Any], out: dict[str, Any], tables: list[
               "metamodel_regret_by_margin": margins,
               "race_regret_by_plan": plans, "probe_race_regret": probes, "probe_race": PROBE_RACE,
               "regret_scored_at_last_evaluation": at_last, "metamodel_regret_with_neighbours": neighbours,
-              "metamodel_regret_pairwise": pairwise,
+              "metamodel_regret_rule_gap": difference,
               "seconds": time.perf_counter() - t0}
     out["scenarios"] = record
     body = []
@@ -385,7 +385,7 @@ def section_scenarios(params: dict[str, Any], out: dict[str, Any], tables: list[
              "race regret by plan: " + json.dumps(plans),
              "probe-and-continue race regret (not shipped): " + json.dumps(probes),
              "metamodel regret with the nearest-groups feature (not shipped): " + json.dumps(neighbours),
-             "metamodel regret with the pairwise model as the lead: " + json.dumps(pairwise)]
+             "metamodel regret with the difference model as the lead (the former pick): " + json.dumps(difference)]
     if at_last:
         lines.append("regret scored at each run's last evaluation before the budget: " + json.dumps(at_last))
     if cfg.get("write_kb_files", True):

@@ -94,7 +94,7 @@ def test_recommendation_for_a_bundled_task_appears_and_reacts_to_budgets(home):
     assert set(table["Meets budgets"]) == {"no budget set"}
     top_pick = next(m for m in at.metric if m.label == "Top pick")  # says what put it first
     ranked_by = at.session_state["recommendation"]["candidates"][0]["ranked_by"]
-    assert ranked_by in ("robust default", "predicted gain over the robust default")
+    assert ranked_by in ("robust default", "predicted to beat the robust default")
     assert top_pick.value == table["Method"][0] and f"Ranked by: {ranked_by}." in top_pick.help
     assert at.get("plotly_chart"), "no chart"
     at.button(key="export_top").click().run(timeout=FIRST_RUN_S)  # the first export imports torch

@@ -436,14 +436,14 @@ def test_rank_follows_the_shown_metric_and_the_budget_changes_it(predictor, rte)
         feasible = [c for c in rec.candidates if c.feasible]
         top = rec.candidates[0]
         # rank 1: the robust default (one configuration) unless another is predicted to beat it
-        # with 90 % confidence, and the explanation says which
+        # with 90 % probability, and the explanation says which
         assert top is feasible[0] and sum(c.robust_default for c in rec.candidates) == 1
         if top.robust_default:
-            assert "nothing else is predicted to beat it with 90 % confidence" in top.why
+            assert "nothing else is predicted to beat it with 90 % probability" in top.why
             assert top.ranked_by == "robust default"
         else:
             assert "predicted to beat the robust default" in top.why
-            assert top.ranked_by == "predicted gain over the robust default"
+            assert top.ranked_by == "predicted to beat the robust default"
         # the table says what put each row at its rank: rank 1 the pick above, the rest the metric
         assert {c.ranked_by for c in rec.candidates[1:]} == {f"predicted {rec.metric_name}"}
         # below it the number shown is the number ranked

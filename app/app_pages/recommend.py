@@ -203,7 +203,7 @@ best = rec.candidates[0]
 m0, m1, m2, m3, m4 = st.columns(5)
 m0.metric("Top pick", best.method, help=f"Ranked by: {best.ranked_by}. The robust default is the best fixed rule "
           "on past tasks for these budgets; another configuration takes rank 1 only when predicted to beat it "
-          f"with 90 % confidence. The other rows follow the predicted {metric}.")
+          f"with 90 % probability. The other rows follow the predicted {metric}.")
 m1.metric(f"Predicted {metric}", f"{best.predicted_metric:.3f}")
 m2.metric("Time to converge", "-" if best.predicted_time_s is None else f"{best.predicted_time_s:,.0f} s")
 m3.metric(f"Latency (batch {budgets.latency_batch})",

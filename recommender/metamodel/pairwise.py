@@ -127,6 +127,10 @@ class PairwiseRuleModel:
         p = self.beats(scenario, rows, reference)
         return None if p is None else p - self.confidence
 
+    def describe(self, lead: float) -> str:
+        """The pick's reason in words, for a configuration whose :meth:`lead` is ``lead``."""
+        return f"with probability {lead + self.confidence:.2f} (rank 1 needs {self.confidence:.2f})"
+
     def compact(self) -> PairwiseRuleModel:
         """The same probabilities from NumPy arrays alone (:mod:`~recommender.metamodel.trees`)."""
         from recommender.metamodel.trees import compact

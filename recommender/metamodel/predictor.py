@@ -4,7 +4,8 @@
 (:class:`~recommender.metamodel.quality.QualityModel`), the meta-model for time, latency and
 memory (:class:`~recommender.metamodel.estimators.MetaModel`), the robust default per scenario
 (the best fixed rule over the knowledge base, :func:`~recommender.metamodel.replay_eval.method_ranking`),
-each configuration's predicted difference to it (:class:`~recommender.metamodel.rule_gap.RuleGapModel`)
+the probability that each configuration beats it (:class:`~recommender.metamodel.pairwise.PairwiseRuleModel`,
+which the replay evaluation chose over the difference model of :mod:`~recommender.metamodel.rule_gap`)
 and the range of tasks measured (for extrapolation warnings). It learns from protocol-2 runs of
 the knowledge base (falling back to older ones while there are none, with a note) plus the
 user's own runs once there are :data:`MIN_USER_RUNS`.
@@ -20,12 +21,13 @@ from typing import Any
 
 from recommender.metamodel.estimators import MetaModel
 from recommender.metamodel.features import task_vector
+from recommender.metamodel.pairwise import PairwiseRuleModel
 from recommender.metamodel.quality import CURRENT_PROTOCOL, QualityModel, select_protocol
 from recommender.metamodel.rule_gap import RuleGapModel
 from recommender.types import MetaFeatures
 
 #: bump when the fitted objects change shape or how they are fitted: old cache files are then never read
-PREDICTOR_VERSION = 9
+PREDICTOR_VERSION = 10
 META_TARGETS = ("log_cost", "log_memory", "latency_ratio_b1", "latency_ratio_bB")
 MIN_USER_RUNS = 5
 
@@ -38,7 +40,7 @@ class Predictor:
     rankings: dict[str, list[str]]
     notes: list[str] = field(default_factory=list)
     top_features: list[str] = field(default_factory=list)
-    rule_gap: RuleGapModel | None = None  # the regret-aware top pick (None: too few sets)
+    lead_model: PairwiseRuleModel | RuleGapModel | None = None  # the regret-aware top pick (None: too few sets)
 
     @property
     def n_runs(self) -> int:
@@ -48,7 +50,7 @@ class Predictor:
 def fit_predictor(kb_rows: Sequence[Any], user_rows: Sequence[Any] = (), *,
                   min_protocol: int = CURRENT_PROTOCOL) -> Predictor:
     """Fit every model on ``kb_rows`` at ``min_protocol`` or later (+ ``user_rows`` when enough)."""
-    from recommender.metamodel.replay_eval import SCENARIOS, method_ranking, task_sets
+    from recommender.metamodel.replay_eval import SCENARIOS, method_ranking, shipped_lead_model, task_sets
 
     rows, note = select_protocol(kb_rows, min_protocol)
     notes = [note] if note else []
@@ -69,8 +71,8 @@ def fit_predictor(kb_rows: Sequence[Any], user_rows: Sequence[Any] = (), *,
     task_features = set(task_vector(rows[0].metafeatures)) if rows else set()
     top = [name for name, value in ranked.items() if value > 0 and name in task_features][:5]
     # predicting needs neither scikit-learn nor its estimators: a warm start then imports neither
-    rule_gap = RuleGapModel().fit(sets, rankings).compact() if rankings else None
-    return Predictor(meta.compact(), quality.compact(), features, rankings, notes, top, rule_gap)
+    lead_model = shipped_lead_model().fit(sets, rankings).compact() if rankings else None
+    return Predictor(meta.compact(), quality.compact(), features, rankings, notes, top, lead_model)
 
 
 @lru_cache(maxsize=4)

@@ -153,7 +153,7 @@ def recommend(task: Any, budgets: UserBudgets | None = None, *, top: int = 5, mo
     Quality is predicted at the time budget (at convergence without one); the same number ranks
     the candidates and is shown. Rank 1 is the robust default (the best fixed rule over the
     knowledge base for these budgets, in its default configuration) unless another configuration
-    is predicted to beat it with 90 % confidence (:mod:`~recommender.metamodel.rule_gap`, what
+    is predicted to beat it with 90 % probability (:mod:`~recommender.metamodel.pairwise`, what
     the replay evaluation chose); the other ranks follow the predicted metric. ``model``: a fitted :class:`~recommender.metamodel.predictor.Predictor`.
     ``explain=False`` skips the nearest tasks and feature importances (for warm starts).
 
@@ -332,7 +332,7 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} hours"
 
 
-def _why(c: Candidate, budgets: UserBudgets, top: Candidate, baseline: float, lead: float | None = None,
+def _why(c: Candidate, budgets: UserBudgets, top: Candidate, baseline: float, lead: str | None = None,
          default: Candidate | None = None) -> str:
     when = f"within {_duration(budgets.time_budget_s)}" if budgets.time_budget_s else "at convergence"
     parts = [f"predicted {c.predicted_metric:.3f} {when} ({c.predicted_metric - baseline:+.3f} over a "
@@ -340,10 +340,9 @@ def _why(c: Candidate, budgets: UserBudgets, top: Candidate, baseline: float, le
     if c.robust_default:
         parts.append("the robust default for these budgets (the best fixed rule on past tasks)")
         if c is top:
-            parts.append("kept first: nothing else is predicted to beat it with 90 % confidence")
+            parts.append("kept first: nothing else is predicted to beat it with 90 % probability")
     elif lead is not None and default is not None:
-        parts.append(f"predicted to beat the robust default ({default.method}) by at least "
-                     f"{100 * lead:.1f} points with 90 % confidence")
+        parts.append(f"predicted to beat the robust default ({default.method}) {lead}")
     if c.predicted_time_s is not None:
         parts.append(f"~{c.predicted_time_s:.0f}s to converge here")
     if c.predicted_latency_ms is not None:
@@ -354,21 +353,21 @@ def _why(c: Candidate, budgets: UserBudgets, top: Candidate, baseline: float, le
     return "; ".join(parts)
 
 
-def _ranked_by(c: Candidate, first: Candidate | None, lead: float | None, metric_name: str) -> str:
+def _ranked_by(c: Candidate, first: Candidate | None, lead: str | None, metric_name: str) -> str:
     """What put ``c`` at its rank, in the words the tables show: rank 1 is the regret-aware
     pick (:func:`_top_pick`), the other ranks follow the predicted metric."""
     if c is first and c.robust_default:
         return "robust default"
     if c is first and lead is not None:
-        return "predicted gain over the robust default"
+        return "predicted to beat the robust default"
     return f"predicted {metric_name}"
 
 
 def _top_pick(predictor: Any, scenario: str, rows: Sequence[dict[str, Any]], candidates: Sequence[Candidate],
-              default: Candidate | None) -> tuple[Candidate | None, float | None]:
-    """The regret-aware first rank (:func:`~recommender.metamodel.rule_gap.pick`) and, when it
-    is not the robust default, the lower bound of its predicted gain over it. Without a
-    difference model the pick leaves the default only for a predicted metric
+              default: Candidate | None) -> tuple[Candidate | None, str | None]:
+    """The regret-aware first rank (:func:`~recommender.metamodel.rule_gap.pick` on the
+    predictor's lead model) and, when it is not the robust default, why it beat it, in words.
+    Without a lead model the pick leaves the default only for a predicted metric
     :data:`~recommender.metamodel.replay_eval.MARGIN` higher."""
     from recommender.metamodel.replay_eval import MARGIN
     from recommender.metamodel.rule_gap import pick
@@ -376,15 +375,17 @@ def _top_pick(predictor: Any, scenario: str, rows: Sequence[dict[str, Any]], can
     if not candidates:
         return None, None
     d = next((i for i, c in enumerate(candidates) if c is default), None)
-    model = getattr(predictor, "rule_gap", None)
-    gaps = model.predict(scenario, rows) if model is not None else None
-    if gaps is not None:
-        lower = gaps[:, 0]
-    else:
+    model = getattr(predictor, "lead_model", None)
+    lead = model.lead(scenario, rows, d) if model is not None else None
+    if lead is None:
         metric = np.array([c.predicted_metric for c in candidates])
-        lower = metric - (metric[d] + MARGIN if d is not None else 0.0)
-    i = pick(lower, np.array([c.feasible for c in candidates]), d)
-    return candidates[i], (None if i == d else float(lower[i]))
+        lead = metric - (metric[d] + MARGIN if d is not None else 0.0)
+        model = None
+    i = pick(lead, np.array([c.feasible for c in candidates]), d)
+    if i == d:
+        return candidates[i], None
+    words = model.describe(float(lead[i])) if model is not None else f"by more than {100 * MARGIN:.0f} points"
+    return candidates[i], words
 
 
 def _binding_budget(candidates: Sequence[Candidate]) -> tuple[str | None, str | None]:

@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from recommender.metamodel.pairwise import PairwiseRuleModel
 from recommender.metamodel.quality import (
     QualityModel,
     converged,
@@ -100,6 +101,12 @@ class RacePlan:
         raced in the time ``left`` by the top pick; none when nothing is left."""
         n = min(challengers, self.portfolio - 1)
         return replace(self, portfolio=n).rungs(left) if n > 0 and left > 0 else []
+
+
+def shipped_lead_model() -> PairwiseRuleModel:
+    """What decides when rank 1 leaves the rule, unfitted: the predictor's, and the replay's
+    ``metamodel`` policy (chosen over :class:`RuleGapModel` by this evaluation)."""
+    return PairwiseRuleModel()
 
 
 # --- the sets -----------------------------------------------------------------------------
@@ -339,7 +346,7 @@ class Prediction:
     quality: np.ndarray  # (n_runs, 3) predicted score: interval low, median, high
     allowed: np.ndarray  # predicted to meet the scenario's constraint
     rule: str | None  # the best fixed rule on the training groups, as applied to this set (:func:`rule_for`)
-    lead: np.ndarray | None = None  # (n_runs,) above zero where the pick may leave the rule (RuleGapModel.lead)
+    lead: np.ndarray | None = None  # (n_runs,) above zero where the pick may leave the rule (shipped_lead_model)
 
 
 def replay_predictions(kb_rows: Sequence[Any], *, quality_kwargs: dict[str, Any] | None = None,
@@ -358,7 +365,7 @@ def replay_predictions(kb_rows: Sequence[Any], *, quality_kwargs: dict[str, Any]
         quality = QualityModel(**(quality_kwargs or {})).fit(train_rows)
         meta = _latency_model(train_rows) if latency else None
         rankings = {sc: method_ranking(train_sets, sc) for sc in SCENARIOS}
-        gaps = RuleGapModel().fit(train_sets, rankings)
+        leads = shipped_lead_model().fit(train_sets, rankings)
         for s in (s for s in sets if s.group == group):
             rows = prediction_rows(s.runs)
             ratio = None
@@ -370,7 +377,7 @@ def replay_predictions(kb_rows: Sequence[Any], *, quality_kwargs: dict[str, Any]
                 log_cost = math.log(budget) if budget is not None else quality.convergence_log_cost()
                 q = to_metric(quality.predict(rows, [log_cost])[:, 0, :], s.baseline, s.runs[0].result.metric_name)
                 out.append(Prediction(s, sc, q, predicted_feasible(s, sc, ratio), rule_for(s, rankings[sc]),
-                                      gaps.lead(sc, rows)))
+                                      leads.lead(sc, rows, rule_run(s, rankings[sc]))))
     return out
 
 

@@ -157,6 +157,10 @@ class RuleGapModel:
         q = self.predict(scenario, rows)
         return None if q is None else q[:, 0]
 
+    def describe(self, lead: float) -> str:
+        """The pick's reason in words, for a configuration whose :meth:`lead` is ``lead``."""
+        return f"by at least {100 * lead:.1f} points with 90 % confidence"
+
     def compact(self) -> RuleGapModel:
         """The same predictions from NumPy arrays alone (:mod:`~recommender.metamodel.trees`)."""
         from recommender.metamodel.trees import compact
