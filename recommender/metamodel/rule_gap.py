@@ -1,4 +1,4 @@
-"""The regret-aware top pick: how far each configuration lands from the best fixed rule.
+"""How far each configuration lands from the best fixed rule: the regret-aware pick's first model.
 
 Per scenario of :mod:`~recommender.metamodel.replay_eval` (a time budget of 25 / 50 / 100 % of
 full fine-tuning's convergence, the latency, parameter and storage budgets), a quantile model
@@ -10,7 +10,9 @@ the difference is highest and above zero, a gain predicted with 90 % confidence.
 
 Compared by the replay evaluation with keeping the rule unless another configuration's predicted
 metric is 5 points higher: a tie within noise on three knowledge bases (README, "How well the
-meta-model recommends"); shipped because its one threshold was not chosen on the evaluation's folds.
+meta-model recommends"); shipped until 2026-12-07, when the pairwise model
+(:mod:`~recommender.metamodel.pairwise`) did better by the same replay. :func:`pick` serves both:
+it reads any model's ``lead``.
 
 ``neighbours=k`` (off in the shipped model, compared by the benchmark) adds one feature: the
 configuration's method's mean difference to the rule on the k task groups nearest to the task
