@@ -304,6 +304,9 @@ def test_impossible_budgets_get_an_answer_that_names_the_binding_budget(predicto
     rec = recommend(rte, UserBudgets(max_trainable_params=1, latency_budget_ms=0.001), model=predictor)
     assert not rec.feasible_found and rec.candidates
     assert rec.binding_budget is not None and rec.relax_advice
+    # no robust default meets them, so none was beaten: the predicted metric put rank 1 first
+    assert not any(c.robust_default for c in rec.candidates)
+    assert rec.candidates[0].ranked_by == f"predicted {rec.metric_name}"
 
 
 def test_corrupt_empty_and_newer_knowledge_bases_are_reported(tmp_path):

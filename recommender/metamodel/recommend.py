@@ -382,7 +382,7 @@ def _top_pick(predictor: Any, scenario: str, rows: Sequence[dict[str, Any]], can
         lead = metric - (metric[d] + MARGIN if d is not None else 0.0)
         model = None
     i = pick(lead, np.array([c.feasible for c in candidates]), d)
-    if i == d:
+    if i == d or d is None:  # kept, or no robust default to beat: the predicted metric decided
         return candidates[i], None
     words = model.describe(float(lead[i])) if model is not None else f"by more than {100 * MARGIN:.0f} points"
     return candidates[i], words
