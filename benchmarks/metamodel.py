@@ -333,20 +333,19 @@ def section_scenarios(params: dict[str, Any], out: dict[str, Any], tables: list[
                                        race=partial(probe_race_outcome, probe=float(probe), switch=float(switch)))
             probes[f"portfolio={size},probe={probe},switch={switch}"] = {
                 s["name"]: (s["policies"]["race"] or {}).get("regret") for s in other["scenarios"]}
-    neighbours = {}  # the difference model with its nearest-groups feature (not shipped), refitted alone
-    for k in cfg.get("gap_neighbours", [5]):
-        other = evaluate_scenarios(rows, predictions=refit_gaps(preds, rows, neighbours=int(k)), n_boot=2000,
-                                   seed=int(params["seed"]))
-        neighbours[str(k)] = {s["name"]: {"regret": s["policies"]["metamodel"]["regret"],
-                                          "vs_best_fixed_rule": s["policies"]["metamodel"].get("vs_best_fixed_rule")}
-                              for s in other["scenarios"]}
-    difference = {}  # the difference-to-rule model (the pick until 2026-12-07) as the lead instead
-    for name, model in {"rule_gap": RuleGapModel()}.items():
+
+    def lead_regrets(model: Any) -> dict[str, Any]:
+        """The meta-model's regret per scenario with ``model`` refitted as the pick's lead."""
         other = evaluate_scenarios(rows, predictions=refit_gaps(preds, rows, model=model), n_boot=2000,
                                    seed=int(params["seed"]))
-        difference[name] = {s["name"]: {"regret": s["policies"]["metamodel"]["regret"],
-                                        "vs_best_fixed_rule": s["policies"]["metamodel"].get("vs_best_fixed_rule")}
-                            for s in other["scenarios"]}
+        return {s["name"]: {"regret": s["policies"]["metamodel"]["regret"],
+                            "vs_best_fixed_rule": s["policies"]["metamodel"].get("vs_best_fixed_rule")}
+                for s in other["scenarios"]}
+
+    # the difference model with its nearest-groups feature (not shipped)
+    neighbours = {str(k): lead_regrets(RuleGapModel(neighbours=int(k))) for k in cfg.get("gap_neighbours", [5])}
+    # the difference-to-rule model (the pick until 2026-12-07) as the lead instead
+    difference = {"rule_gap": lead_regrets(RuleGapModel())}
     at_last = {}  # the former scoring (a run's last evaluation before the budget), refitted: ~2x the time
     if cfg.get("compare_at_last_evaluation", False):
         former = evaluate_scenarios(rows, predictions=replay_predictions(rows, interpolate=False), n_boot=10)
