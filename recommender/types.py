@@ -452,11 +452,13 @@ class Candidate(Record):
         """The budgets this candidate is not predicted to meet, with their probabilities."""
         return {k: p for k, p in self.p_meets.items() if p < MIN_P_MEETS}
 
-    def budget_verdict(self) -> str:
+    def budget_verdict(self, time_budget_s: float | None = None) -> str:
         """Whether it is predicted to meet the budgets set, with the probability that decides it:
-        ``yes (P 0.93)``, ``no: latency (P 0.12)`` or ``no budget set``."""
+        ``yes (P 0.93)``, ``no: latency (P 0.12)``, ``no budget set``, or, with only a time budget
+        (``time_budget_s``; training stops there, so it is always met), ``yes: stops at the time
+        budget``."""
         if not self.p_meets:
-            return "no budget set"
+            return "no budget set" if time_budget_s is None else "yes: stops at the time budget"
         missed = self.missed_budgets()
         if missed:
             return "no: " + ", ".join(f"{k} (P {p:.2f})" for k, p in missed.items())

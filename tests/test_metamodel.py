@@ -376,6 +376,8 @@ def test_the_printed_table_names_its_columns_in_words_and_says_which_budgets_are
     assert all(c.budget_verdict().startswith("no: latency (P ") for c in rec.candidates)
     free = recommend(rte, UserBudgets(), model=predictor, top=1, explain=False).candidates[0]
     assert free.budget_verdict() == "no budget set"
+    # a time budget alone is always met (training stops there), not "no budget set"
+    assert free.budget_verdict(time_budget_s=600.0) == "yes: stops at the time budget"
     met = dataclasses.replace(free, p_meets={"latency": 0.93, "params": 1.0})
     assert met.budget_verdict() == "yes (P 0.93)"
 

@@ -220,7 +220,7 @@ TIME, LATENCY, STORAGE = "Time to converge (s)", "Latency (ms)", "Storage (MB)"
 table = [{
     "Rank": c.rank, "Method": c.method, f"Predicted {metric}": c.predicted_metric,
     "Range": span(c.metric_interval), TIME: c.predicted_time_s, LATENCY: c.predicted_latency_ms,
-    "Trainable params": c.trainable_params, STORAGE: c.storage_mb, "Meets budgets": c.budget_verdict(),
+    "Trainable params": c.trainable_params, STORAGE: c.storage_mb, "Meets budgets": c.budget_verdict(rec.budgets.time_budget_s),
 } for c in rec.candidates]
 st.dataframe(table, hide_index=True, width="stretch", column_config={
     "Rank": st.column_config.NumberColumn(width=40),

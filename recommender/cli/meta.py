@@ -31,7 +31,7 @@ def format_recommendation(rec: Any) -> str:
              "to converge (s)": c.predicted_time_s, f"latency b{b.latency_batch} (ms)": c.predicted_latency_ms,
              "memory (MB)": c.predicted_memory_mb, "trainable params": c.trainable_params,
              f"storage, {b.n_tasks} task{'s' if b.n_tasks != 1 else ''} (MB)": c.storage_mb,
-             "meets budgets": c.budget_verdict(), "ranked by": c.ranked_by} for c in rec.candidates]
+             "meets budgets": c.budget_verdict(b.time_budget_s), "ranked by": c.ranked_by} for c in rec.candidates]
     when = (f"within a {rec.quality_at_s:.0f}s training budget" if rec.quality_at_s is not None
             else "at convergence")
     base = "" if rec.baseline_metric is None else f"; a constant predictor scores {rec.baseline_metric:.3f}"
