@@ -99,6 +99,7 @@ def build_params(args: argparse.Namespace) -> dict[str, Any]:
         params["kb_path"] = str(args.kb)
     if args.no_kb_files:
         params["evaluation"]["write_kb_files"] = False
+        params.setdefault("scenarios", {})["write_kb_files"] = False
     return apply_overrides(params, args, SECTIONS)
 
 
@@ -339,7 +340,8 @@ def section_scenarios(params: dict[str, Any], out: dict[str, Any], tables: list[
         other = evaluate_scenarios(rows, predictions=refit_gaps(preds, rows, model=model), n_boot=2000,
                                    seed=int(params["seed"]))
         return {s["name"]: {"regret": s["policies"]["metamodel"]["regret"],
-                            "vs_best_fixed_rule": s["policies"]["metamodel"].get("vs_best_fixed_rule")}
+                            "vs_best_fixed_rule": s["policies"]["metamodel"].get("vs_best_fixed_rule"),
+                            "departures": s["departures"]}
                 for s in other["scenarios"]}
 
     # the difference model with its nearest-groups feature (not shipped)
@@ -369,17 +371,21 @@ def section_scenarios(params: dict[str, Any], out: dict[str, Any], tables: list[
             v = pol.get(name)
             return "-" if v is None else f"{v['regret']:.2f} [{v['ci90'][0]:.1f}, {v['ci90'][1]:.1f}]"
         diff = (pol.get("metamodel") or {}).get("vs_best_fixed_rule", {})
+        dep = s["departures"]
+        left = f"{dep['sets']}/{s['n_sets']}: {dep['better']}+ {dep['worse']}-" + (
+            f" ({dep['mean_gain']:+.2f})" if dep["mean_gain"] is not None else "")
         body.append([s["name"], cell("metamodel"), cell("race"), cell("race_ceiling"),
                      f"{cell('best_fixed_rule')} ({s['best_fixed_rule_method']})",
                      cell("always_full_ft"), cell("random"),
                      f"{diff.get('diff', 0):+.2f} [{diff.get('ci90', [0, 0])[0]:.1f}, {diff.get('ci90', [0, 0])[1]:.1f}]",
                      fmt(s["gap_closed"]["metamodel"], ".2f"), fmt(s["gap_closed"]["race"], ".2f"),
                      fmt(s["gap_closed"]["race_ceiling"], ".2f"),
-                     fmt(s["coverage80"], ".2f")])
+                     fmt(s["coverage80"], ".2f"), left])
     lines = [f"(s) Budgeted scenarios by replay on {rel(path)}: {len(rows)} runs, {result['n_groups']} held-out "
              f"groups, {result['n_sets']} sets; fitted in {fitted_s:.0f}s" + (f"; {note}" if note else ""),
              table(["scenario", "metamodel", "race", "race ceiling", "best fixed rule", "always full_ft", "random",
-                    "meta - fixed", "gap closed (meta)", "gap closed (race)", "(ceiling)", "coverage80"], body),
+                    "meta - fixed", "gap closed (meta)", "gap closed (race)", "(ceiling)", "coverage80",
+                    "left the rule: better+ worse- (mean gain)"], body),
              "metamodel regret with a margin on the predicted metric instead: " + json.dumps(margins),
              "race regret by plan: " + json.dumps(plans),
              "probe-and-continue race regret (not shipped): " + json.dumps(probes),

@@ -7,6 +7,8 @@ train seconds x 10 GFLOP/s; full_ft converges at 80 s, so the time budgets are 2
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -174,8 +176,6 @@ def test_a_deployment_running_the_base_models_computation_has_latency_ratio_one(
 
 
 def test_the_fixed_rule_plays_its_methods_tuned_defaults_and_falls_back_where_it_cannot_run():
-    import dataclasses
-
     from recommender.metamodel.replay_eval import _method_run, rule_for, task_sets
     from recommender.search.spaces import get_space
 
@@ -290,6 +290,14 @@ def test_the_pairwise_model_learns_which_configuration_beats_which(synthetic_kb)
     result = evaluate_scenarios(synthetic_kb, predictions=refitted, n_boot=10)
     at_25 = next(s for s in result["scenarios"] if s["name"] == "time_25")
     assert at_25["policies"]["metamodel"]["regret"] == pytest.approx(0.0)
+    # it kept the rule (lora, the best at 25 %) on all five sets: no departure to report
+    assert at_25["departures"] == {"sets": 0, "better": 0, "worse": 0, "mean_gain": None}
+    # a lead that always prefers head_only leaves the rule on every set, and loses 23 points each time
+    forced = [dataclasses.replace(p, lead=np.array([-1.0, -1.0, 1.0])) for p in refitted]
+    at_25 = next(s for s in evaluate_scenarios(synthetic_kb, predictions=forced, n_boot=10)["scenarios"]
+                 if s["name"] == "time_25")
+    assert at_25["departures"] == {"sets": 5, "better": 0, "worse": 5, "mean_gain": pytest.approx(-23.0)}
+    assert at_25["policies"]["metamodel"]["regret"] == pytest.approx(23.0)
 
 
 def test_the_pick_leaves_the_rule_only_for_a_gain_predicted_with_confidence():
@@ -329,8 +337,6 @@ def test_conformal_widths_follow_the_training_cost():
 def test_a_curve_is_replayed_on_the_scale_of_its_final_score():
     """The curve is measured on a monitor subset, the best checkpoint on the whole dev set: a
     budget that reaches the best checkpoint scores the final metric, with or without a time budget."""
-    import dataclasses
-
     from recommender.metamodel.quality import running_curve, score_at
     from recommender.metamodel.replay_eval import TaskSet
 
@@ -404,3 +410,20 @@ def test_the_fixed_rule_weighs_each_task_group_once_whatever_its_number_of_sets(
     sets = task_sets(rows)
     assert len(sets) == 4 and {s.group for s in sets} == {"big", "small"}
     assert method_ranking(sets, "params_1m")[:2] == ["head_only", "lora"]
+
+
+def test_the_benchmarks_no_kb_files_flag_keeps_the_shipped_evaluation_files(monkeypatch):
+    """``benchmarks/metamodel.py --no-kb-files`` (e.g. on a throwaway knowledge base) must not
+    overwrite ``data/knowledge_base/evaluation.{json,png}``: the scenarios section writes them too."""
+    import importlib.util
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks"
+    monkeypatch.syspath_prepend(str(bench))
+    spec = importlib.util.spec_from_file_location("bench_metamodel", bench / "metamodel.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    default = module.build_params(module.parse_args([]))
+    assert default["scenarios"]["write_kb_files"] is True  # the shipped evaluation is written by default
+    params = module.build_params(module.parse_args(["--no-kb-files"]))
+    assert params["scenarios"]["write_kb_files"] is False and params["evaluation"]["write_kb_files"] is False

@@ -28,7 +28,8 @@ that picks perfectly at no cost, the most any race over that portfolio could rea
 scenario), ``always_full_ft`` (where full fine-tuning can be feasible), ``random`` (expected
 outcome of a uniformly random feasible configuration) and ``oracle``. Per scenario: mean regret
 over held-out groups with a paired-bootstrap 90 % interval, the share of the
-fixed-rule-to-oracle gap closed, and the coverage of the 80 % quality intervals.
+fixed-rule-to-oracle gap closed, the coverage of the 80 % quality intervals, and where the
+meta-model's pick left the rule (``departures``: how often, better or worse, by how much).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from recommender.metamodel.pairwise import PairwiseRuleModel
+from recommender.metamodel.pairwise import TIE, PairwiseRuleModel
 from recommender.metamodel.quality import (
     QualityModel,
     converged,
@@ -421,6 +422,7 @@ def evaluate_scenarios(kb_rows: Sequence[Any], *, plan: RacePlan | None = None, 
         sc: defaultdict(lambda: defaultdict(list)) for sc in SCENARIOS}
     covered: dict[str, list[float]] = defaultdict(list)
     rules: dict[str, list[str]] = defaultdict(list)
+    departures: dict[str, list[float]] = defaultdict(list)  # the pick's gain over the rule where they differ
     for p in predictions:
         s, sc, q = p.set, p.scenario, p.quality
         outcomes = s.outcomes(sc)
@@ -440,6 +442,8 @@ def evaluate_scenarios(kb_rows: Sequence[Any], *, plan: RacePlan | None = None, 
                       for i in order)
         raced = race(s, sc, order, plan, float(race_budget or 0.0), q[:, 1])
         full = _method_run(s, REFERENCE_METHOD)
+        if fixed is not None and top != fixed:
+            departures[sc].append(100 * float(outcomes[top] - outcomes[fixed]))
         row = regrets[sc][s.group]
         row["oracle"].append(0.0)
         row["metamodel"].append(100 * (oracle - outcomes[top]))
@@ -451,11 +455,20 @@ def evaluate_scenarios(kb_rows: Sequence[Any], *, plan: RacePlan | None = None, 
             row["always_full_ft"].append(100 * (oracle - outcomes[full]))
         covered[sc].extend(interval_hits(outcomes, q)[feasible].astype(float).tolist())
     rng = np.random.default_rng(seed)
-    scenarios = [_summarise(sc, regrets[sc], covered[sc], rules[sc], n_boot, rng) for sc in SCENARIOS]
+    scenarios = [{**_summarise(sc, regrets[sc], covered[sc], rules[sc], n_boot, rng),
+                  "departures": _departures(departures[sc])} for sc in SCENARIOS]
     return {"scenarios": scenarios, "n_sets": len({id(p.set) for p in predictions}),
             "n_groups": len({p.set.group for p in predictions}),
             "race_plan": {"portfolio": plan.portfolio, "eta": plan.eta, "final_fraction": plan.final_fraction},
             "margin": margin}
+
+
+def _departures(gains: Sequence[float]) -> dict[str, Any]:
+    """Where the meta-model's pick left the fixed rule: on how many sets, how often it did better
+    or worse by more than half a point, and its mean gain over the rule there (points)."""
+    g = np.asarray(gains, dtype=float)
+    return {"sets": int(len(g)), "better": int((g > 100 * TIE).sum()), "worse": int((g < -100 * TIE).sum()),
+            "mean_gain": _r(g.mean()) if len(g) else None}
 
 
 def interval_hits(outcomes: np.ndarray, quality: np.ndarray) -> np.ndarray:
