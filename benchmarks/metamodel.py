@@ -302,6 +302,7 @@ def section_scenarios(params: dict[str, Any], out: dict[str, Any], tables: list[
     from recommender.metamodel.replay_eval import (
         RacePlan,
         evaluate_scenarios,
+        pairwise_diagnostics,
         probe_race_outcome,
         refit_gaps,
         replay_predictions,
@@ -348,6 +349,7 @@ def section_scenarios(params: dict[str, Any], out: dict[str, Any], tables: list[
     neighbours = {str(k): lead_regrets(RuleGapModel(neighbours=int(k))) for k in cfg.get("gap_neighbours", [5])}
     # the difference-to-rule model (the pick until 2026-12-07) as the lead instead
     difference = {"rule_gap": lead_regrets(RuleGapModel())}
+    diagnostics = pairwise_diagnostics(rows)  # why the pick seldom leaves the rule
     at_last = {}  # the former scoring (a run's last evaluation before the budget), refitted: ~2x the time
     if cfg.get("compare_at_last_evaluation", False):
         former = evaluate_scenarios(rows, predictions=replay_predictions(rows, interpolate=False), n_boot=10)
@@ -360,7 +362,7 @@ def section_scenarios(params: dict[str, Any], out: dict[str, Any], tables: list[
               "metamodel_regret_by_margin": margins,
               "race_regret_by_plan": plans, "probe_race_regret": probes, "probe_race": PROBE_RACE,
               "regret_scored_at_last_evaluation": at_last, "metamodel_regret_with_neighbours": neighbours,
-              "metamodel_regret_rule_gap": difference,
+              "metamodel_regret_rule_gap": difference, "pairwise_diagnostics": diagnostics,
               "seconds": time.perf_counter() - t0}
     out["scenarios"] = record
     body = []
@@ -391,6 +393,13 @@ def section_scenarios(params: dict[str, Any], out: dict[str, Any], tables: list[
              "probe-and-continue race regret (not shipped): " + json.dumps(probes),
              "metamodel regret with the nearest-groups feature (not shipped): " + json.dumps(neighbours),
              "metamodel regret with the difference model as the lead (the former pick): " + json.dumps(difference)]
+    lines.append(f"the pairwise model on held-out pairs (rank 1 needs P > {diagnostics['confidence']}):")
+    lines.append(table(["scenario", "pairs", "AUC", "pairs with the rule", "other won", "AUC", "max P",
+                        "P > confidence (won)"],
+                       [[sc, d["pairs"], fmt(d["auc"], ".3f"), d["vs_rule"]["pairs"], fmt(d["vs_rule"]["won"], ".3f"),
+                         fmt(d["vs_rule"]["auc"], ".3f"), fmt(d["vs_rule"]["max_probability"], ".3f"),
+                         f"{d['vs_rule']['confident']} ({d['vs_rule']['confident_won']})"]
+                        for sc, d in diagnostics["scenarios"].items()]))
     if at_last:
         lines.append("regret scored at each run's last evaluation before the budget: " + json.dumps(at_last))
     if cfg.get("write_kb_files", True):

@@ -427,3 +427,20 @@ def test_the_benchmarks_no_kb_files_flag_keeps_the_shipped_evaluation_files(monk
     assert default["scenarios"]["write_kb_files"] is True  # the shipped evaluation is written by default
     params = module.build_params(module.parse_args(["--no-kb-files"]))
     assert params["scenarios"]["write_kb_files"] is False and params["evaluation"]["write_kb_files"] is False
+
+
+def test_the_pairwise_diagnostics_score_held_out_pairs(synthetic_kb):
+    """Identical curves on every task: the model fitted without a task orders its pairs perfectly;
+    at 25 % of the time the rule (lora) is the best run of every set, so nothing beats it."""
+    from recommender.metamodel.pairwise import PairwiseRuleModel
+    from recommender.metamodel.replay_eval import pairwise_diagnostics
+
+    out = pairwise_diagnostics(synthetic_kb, PairwiseRuleModel(min_samples_leaf=1, max_iter=30))
+    assert out["confidence"] == 0.9
+    t25 = out["scenarios"]["time_25"]
+    assert t25["pairs"] == 5 * 6 and t25["auc"] == 1.0  # 3 configurations: 6 ordered pairs per set
+    assert t25["vs_rule"]["pairs"] == 5 * 2 and t25["vs_rule"]["won"] == 0.0
+    assert t25["vs_rule"]["auc"] is None and t25["vs_rule"]["confident"] == 0
+    assert t25["vs_rule"]["max_probability"] < 0.1
+    # under 1 M trainable parameters only lora and head_only are feasible: one pair each way per set
+    assert out["scenarios"]["params_1m"]["pairs"] == 5 * 2

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -388,20 +388,75 @@ def refit_gaps(predictions: Sequence[Prediction], kb_rows: Sequence[Any], model:
     of ``model`` (anything with ``fit(sets, rankings)`` and ``lead(scenario, rows, rule_index)``,
     e.g. :class:`~recommender.metamodel.pairwise.PairwiseRuleModel`), by default
     ``RuleGapModel(**gap_kwargs)`` -- to compare them without refitting the quality model."""
-    from copy import deepcopy
-
     from recommender.metamodel.evaluate import prediction_rows
 
     sets = task_sets(kb_rows, interpolate=predictions[0].set.interpolate) if predictions else []
+    groups = {p.set.group for p in predictions}
     out: list[Prediction] = []
-    for group in sorted({p.set.group for p in predictions}):
-        train_sets = [s for s in sets if s.group != group]
-        rankings = {sc: method_ranking(train_sets, sc) for sc in SCENARIOS}
-        fitted = (deepcopy(model) if model is not None else RuleGapModel(**gap_kwargs)).fit(train_sets, rankings)
+    for group, rankings, fitted in _held_out_fits(sets, model if model is not None else RuleGapModel(**gap_kwargs), groups):
         for p in (p for p in predictions if p.set.group == group):
             lead = fitted.lead(p.scenario, prediction_rows(p.set.runs), rule_run(p.set, rankings[p.scenario]))
             out.append(replace(p, lead=lead))
     return out
+
+
+def _held_out_fits(sets: Sequence[TaskSet], model: Any,
+                   groups: set[str] | None = None) -> Iterator[tuple[str, dict[str, list[str]], Any]]:
+    """Per held-out task group (all of ``sets``' unless ``groups``): the fixed-rule rankings and a
+    fresh copy of ``model`` fitted on the other groups' sets, as ``(group, rankings, fitted)``."""
+    from copy import deepcopy
+
+    for group in sorted(groups if groups is not None else {s.group for s in sets}):
+        train_sets = [s for s in sets if s.group != group]
+        rankings = {sc: method_ranking(train_sets, sc) for sc in SCENARIOS}
+        yield group, rankings, deepcopy(model).fit(train_sets, rankings)
+
+
+def pairwise_diagnostics(kb_rows: Sequence[Any], model: PairwiseRuleModel | None = None) -> dict[str, Any]:
+    """How well the pairwise model (the shipped lead model by default), fitted without a task
+    group, orders that group's configurations: per scenario the ROC AUC of its probability over
+    every held-out pair of feasible configurations whose outcomes differ by more than
+    :data:`TIE`, and over the pairs with the fixed rule's run (the only ones the pick reads): how
+    often the other configuration won, the AUC, and how many it gave a probability above its
+    ``confidence`` and how many of those won. Says why the pick seldom leaves the rule."""
+    from sklearn.metrics import roc_auc_score
+
+    from recommender.metamodel.evaluate import prediction_rows
+
+    model = model if model is not None else shipped_lead_model()
+    sets = task_sets(kb_rows)
+    pairs: dict[str, dict[str, list[Any]]] = {sc: defaultdict(list) for sc in SCENARIOS}
+    for group, rankings, fitted in _held_out_fits(sets, model):
+        for s in (s for s in sets if s.group == group):
+            rows = prediction_rows(s.runs)
+            for sc in SCENARIOS:
+                outcomes, feasible, rule = s.outcomes(sc), s.feasible(sc), rule_run(s, rankings[sc])
+                for ref in np.flatnonzero(feasible):
+                    p = fitted.beats(sc, rows, int(ref))
+                    if p is None:
+                        continue
+                    keep = feasible & (np.abs(outcomes - outcomes[ref]) > TIE)
+                    won, prob = outcomes[keep] > outcomes[ref], p[keep]
+                    pairs[sc]["p"].extend(prob)
+                    pairs[sc]["won"].extend(won)
+                    if ref == rule:
+                        pairs[sc]["rule_p"].extend(prob)
+                        pairs[sc]["rule_won"].extend(won)
+
+    def auc(won: np.ndarray, p: np.ndarray) -> float | None:
+        return _r(roc_auc_score(won, p)) if len(set(won.tolist())) > 1 else None
+
+    out: dict[str, Any] = {}
+    for sc in SCENARIOS:
+        p, won = np.array(pairs[sc]["p"]), np.array(pairs[sc]["won"], dtype=bool)
+        rule_p, rule_won = np.array(pairs[sc]["rule_p"]), np.array(pairs[sc]["rule_won"], dtype=bool)
+        sure = rule_p > model.confidence
+        out[sc] = {"pairs": int(len(p)), "auc": auc(won, p),
+                   "vs_rule": {"pairs": int(len(rule_p)), "won": _r(rule_won.mean()) if len(rule_won) else None,
+                               "auc": auc(rule_won, rule_p),
+                               "max_probability": _r(rule_p.max()) if len(rule_p) else None,
+                               "confident": int(sure.sum()), "confident_won": int(rule_won[sure].sum())}}
+    return {"confidence": model.confidence, "scenarios": out}
 
 
 def evaluate_scenarios(kb_rows: Sequence[Any], *, plan: RacePlan | None = None, margin: float | None = None,
