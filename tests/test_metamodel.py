@@ -378,6 +378,8 @@ def test_the_printed_table_names_its_columns_in_words_and_says_which_budgets_are
     assert free.budget_verdict() == "no budget set"
     # a time budget alone is always met (training stops there), not "no budget set"
     assert free.budget_verdict(time_budget_s=600.0) == "yes: stops at the time budget"
+    timed = recommend(rte, UserBudgets(time_budget_s=600.0), model=predictor, top=1, explain=False)
+    assert "yes: stops at the time budget" in format_recommendation(timed)  # what the CLI prints
     met = dataclasses.replace(free, p_meets={"latency": 0.93, "params": 1.0})
     assert met.budget_verdict() == "yes (P 0.93)"
 

@@ -10,14 +10,13 @@ probability that a configuration beats the rule's minus ``confidence``: the pick
 (:func:`~recommender.metamodel.rule_gap.pick`) leaves the rule only where it is above zero, for a
 configuration predicted to beat it with that probability.
 
-The issue's "pairwise ranking model", shipped since 2026-12-07 (the predictor's ``lead_model``):
-by the replay evaluation on 895 runs it did no worse than the rule on average in any scenario
-and better in three, 18.40 points of regret summed over the six against the rule's 19.23 and the
-difference model's (:class:`~recommender.metamodel.rule_gap.RuleGapModel`) 19.34 (README; the
-benchmark records the difference model beside it, ``metamodel_regret_rule_gap`` in
-``evaluation.json``). Every pair is learned, but only pairs with
-the rule's run are read: a ranking by the mean probability of beating every other configuration
-(Borda) did worse than the rule (26.2 summed in a throwaway replay).
+The issue's "pairwise ranking model", shipped since 2026-12-07 (the predictor's ``lead_model``),
+chosen over the difference model (:class:`~recommender.metamodel.rule_gap.RuleGapModel`) by the
+replay evaluation; its current figures, where rank 1 left the rule and why it seldom does
+(:func:`~recommender.metamodel.replay_eval.pairwise_diagnostics`) are in the README and
+``evaluation.json``. Every pair is learned, but only pairs with the rule's run are read: a
+ranking by the mean probability of beating every other configuration (Borda) did worse than the
+rule in a throwaway replay.
 """
 
 from __future__ import annotations
