@@ -103,9 +103,9 @@ def _label_stats(task: Task) -> tuple[int, float, float]:
     if task.task_type == "extractive_qa":
         return 2, 0.0, 1.0
     if task.task_type == "token_classification":
-        counts = Counter(t for tags in list(task.train["tags"]) for t in tags)
+        counts = Counter(t for tags in task.column("train", "tags") or [] for t in tags)
     else:
-        counts = Counter(list(task.train["label"]))
+        counts = Counter(task.column("train", "label") or [])
     n_labels = task.num_labels
     total = sum(counts.values())
     probs = [c / total for c in counts.values()]
@@ -129,17 +129,18 @@ def compute_metafeatures(task: Task, model: str | Path | None = None) -> MetaFea
         resolve_model_path,
     )
 
-    if len(task.train) == 0:
+    n_train = task.n_rows("train")
+    if n_train == 0:
         raise DataError(f"{task.name}: the training split is empty; no meta-features can be computed")
     path = resolve_model_path(model)
     tokenizer = load_stats_tokenizer(path)
     texts = task.texts("train")
     if len(texts) > TOKEN_SAMPLE:
         texts = random.Random(0).sample(texts, TOKEN_SAMPLE)
-    if task.task_type in ("classification", "regression") and "text_pair" in task.train.column_names:
-        idx = sorted(random.Random(0).sample(range(len(task.train)), min(len(task.train), TOKEN_SAMPLE)))
-        sample = task.train.select(idx)
-        lengths = tokenizer.lengths(list(sample["text"]), list(sample["text_pair"]))
+    if task.task_type in ("classification", "regression") and task.has_column("train", "text_pair"):
+        idx = sorted(random.Random(0).sample(range(n_train), min(n_train, TOKEN_SAMPLE)))
+        first, second = task.column("train", "text") or [], task.column("train", "text_pair") or []
+        lengths = tokenizer.lengths([first[i] for i in idx], [second[i] for i in idx])
     else:
         lengths = tokenizer.lengths(texts)
     pieces = tokenizer.pieces(texts)
@@ -157,7 +158,7 @@ def compute_metafeatures(task: Task, model: str | Path | None = None) -> MetaFea
         eval_language = language
     return MetaFeatures(
         version=METAFEATURES_VERSION, fingerprint=task.fingerprint, task_type=task.task_type,
-        n_train=len(task.train), n_dev=len(task.dev), n_labels=n_labels,
+        n_train=n_train, n_dev=task.n_rows("dev"), n_labels=n_labels,
         label_entropy=round(entropy, 6), imbalance_ratio=round(imbalance, 6), is_pair=spec.is_pair,
         language=language, eval_language=eval_language,
         cross_lingual=language != eval_language and "und" not in (language, eval_language),

@@ -170,3 +170,18 @@ def test_metafeatures_of_a_10k_row_file_are_complete(tmp_task_files, english_tas
     assert mf.n_train + mf.n_dev == 10_000 and mf.n_labels == 4
     assert mf.label_entropy == pytest.approx(1.0)
     assert mf.tokens_p95 > mf.tokens_mean > 5
+
+
+@pytest.mark.parametrize("name", ["glue_mrpc", "glue_stsb", "wnut17", "squad"])
+def test_metafeatures_read_the_rows_without_building_datasets(name: str) -> None:
+    """A cold recommendation computes meta-features from the rows as read (no ``datasets``
+    import, a second of the answer); they equal those read from the built Datasets, pairs,
+    tags and QA included."""
+    fresh = load_task(name)
+    computed = compute_metafeatures(fresh)
+    assert all(isinstance(split, list) for split in fresh._splits.values())  # nothing built
+    built = load_task(name)
+    _ = built.train, built.dev
+    assert compute_metafeatures(built) == computed
+    assert built.texts("train") == fresh.texts("train") and built.texts("dev") == fresh.texts("dev")
+    assert (fresh.n_rows("train"), fresh.n_rows("dev")) == (built.n_rows("train"), built.n_rows("dev"))

@@ -66,6 +66,15 @@ class Task:
             return [row[name] for row in data] if data and name in data[0] else None
         return list(data[name]) if name in data.column_names else None
 
+    def n_rows(self, split: str) -> int:
+        """Rows in ``split`` ("train" or "dev"), without building the Dataset."""
+        return len(self._splits[split])
+
+    def has_column(self, split: str, name: str) -> bool:
+        """Whether ``split`` has column ``name``, without building the Dataset."""
+        data = self._splits[split]
+        return (bool(data) and name in data[0]) if isinstance(data, list) else name in data.column_names
+
     def _dataset(self, split: str) -> datasets.Dataset:
         data = self._splits[split]
         if isinstance(data, list):
@@ -110,14 +119,16 @@ class Task:
 
     def texts(self, split: str = "train") -> list[str]:
         """Plain texts of a split (pairs joined by a space): for TAPT and meta-features."""
-        ds = self.train if split == "train" else self.dev
+        def col(name: str) -> list[Any]:
+            return self.column(split, name) or []
+
         if self.task_type == "token_classification":
-            return [" ".join(tokens) for tokens in list(ds["tokens"])]
+            return [" ".join(tokens) for tokens in col("tokens")]
         if self.task_type == "extractive_qa":
-            return [q + " " + c for q, c in zip(list(ds["question"]), list(ds["context"]), strict=True)]
-        if "text_pair" in ds.column_names:
-            return [a + " " + b for a, b in zip(list(ds["text"]), list(ds["text_pair"]), strict=True)]
-        return list(ds["text"])
+            return [q + " " + c for q, c in zip(col("question"), col("context"), strict=True)]
+        if self.has_column(split, "text_pair"):
+            return [a + " " + b for a, b in zip(col("text"), col("text_pair"), strict=True)]
+        return col("text")
 
     @cached_property
     def fingerprint(self) -> str:
