@@ -36,7 +36,8 @@ class Task:
 
     ``train`` and ``dev`` are ``datasets.Dataset`` objects, built from the normalized rows on
     first use: identifying a task (its :attr:`fingerprint`, e.g. to find its cached
-    meta-features) needs neither ``datasets`` (a second to import) nor Arrow tables."""
+    meta-features) and computing its meta-features (:meth:`column`, :meth:`n_rows`,
+    :meth:`texts`) need neither ``datasets`` (a second to import) nor Arrow tables."""
 
     def __init__(self, spec: TaskSpec, train: datasets.Dataset | list[dict[str, Any]],
                  dev: datasets.Dataset | list[dict[str, Any]], label_names: list[str] | None = None,
