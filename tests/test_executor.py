@@ -9,8 +9,16 @@ import psutil
 
 
 def _trial_processes() -> list[psutil.Process]:
-    return [p for p in psutil.Process().children(recursive=True)
-            if "recommender.search.trial_runner" in " ".join(p.cmdline())]
+    """This test's live trial processes: a killed one that is a zombie until reaped, or that
+    exits while listed, is not (reading its command line then raises)."""
+    alive = []
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if proc.status() != psutil.STATUS_ZOMBIE and "recommender.search.trial_runner" in " ".join(proc.cmdline()):
+                alive.append(proc)
+        except psutil.NoSuchProcess:  # ZombieProcess included
+            continue
+    return alive
 
 
 def test_a_spare_trial_process_waits_for_the_next_trial_and_is_released():
