@@ -22,6 +22,11 @@ def _existing_storage(storage: str | None) -> str | None:
     return None if storage is None else require_storage(storage)
 
 
+def readable_params(params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with floats to 3 significant digits, for reading (``--json`` has them exact)."""
+    return {k: float(f"{v:.3g}") if isinstance(v, float) else v for k, v in params.items()}
+
+
 def format_recommendation(rec: Any) -> str:
     from recommender.report import format_table
 
@@ -45,7 +50,7 @@ def format_recommendation(rec: Any) -> str:
         lines.append(format_table(rows, rows[0].keys()))
     lines.append("")
     for c in rec.candidates:
-        lines.append(f"  {c.rank}. {c.method}: {c.why}. Params: {c.params}")
+        lines.append(f"  {c.rank}. {c.method}: {c.why}. Params: {readable_params(c.params)}")
     if not rec.feasible_found:
         lines.append(f"\nno candidate meets every budget: {rec.relax_advice}")
     if rec.nearest_tasks:
