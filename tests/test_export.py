@@ -149,8 +149,18 @@ def test_cli_export_writes_a_yaml_bundle_whose_peft_config_loads_with_peft(retra
     assert isinstance(peft, LoraConfig)
     adapters_config = config["adapters_config"]
     assert peft.r == adapters_config["r"] and peft.lora_alpha == adapters_config["alpha"]
-    names = {"q": "query", "k": "key", "v": "value"}
-    assert set(peft.target_modules) == {names[m] for m in adapters_config["attn_matrices"]}
+    # the layers PEFT adapts (its own matching) are the ones adapters did: the attention matrices,
+    # and with FFN targets the intermediate and feed-forward output layers, not the attention output
+    from peft.tuners.tuners_utils import check_target_module_exists
+
+    paths = {"q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
+             "attention_output": "attention.output.dense", "intermediate": "intermediate.dense",
+             "output": "output.dense"}
+    expected = set(adapters_config["attn_matrices"])
+    expected |= {"intermediate"} if adapters_config.get("intermediate_lora") else set()
+    expected |= {"output"} if adapters_config.get("output_lora") else set()
+    assert {name for name, path in paths.items()
+            if check_target_module_exists(peft, f"bert.encoder.layer.3.{path}")} == expected
     assert peft.task_type == "SEQ_CLS" and peft.inference_mode is True
     assert config["peft_equivalent"] is True
 
@@ -352,3 +362,30 @@ def test_a_meta_model_candidate_exports_as_it_is(searched, tmp_path):
     readme = (bundle / "README.md").read_text()
     assert "predicted dev metric 0.8100; predicted dev metric interval 0.7400 to 0.8600" in readme
     assert "no Hugging Face PEFT equivalent" in readme and "PREDICTED, NOT MEASURED" in readme
+
+
+@pytest.mark.parametrize("targets", ["qv", "qkv", "qkv_ffn"])
+def test_the_peft_config_of_lora_adapts_the_layers_adapters_does(targets: str) -> None:
+    """PEFT matches a list entry by suffix, so "output.dense" would also adapt the attention
+    output, which adapters' ``output_lora`` leaves alone; PEFT's own matching must select the
+    same layers as the adapters config."""
+    import dataclasses
+
+    from peft import LoraConfig
+    from peft.tuners.tuners_utils import check_target_module_exists
+
+    from recommender.methods.base import get_method_class
+
+    cls = get_method_class("lora")
+    method = cls(dataclasses.replace(cls.config_class(), targets=targets))
+    spec = method.peft_config()
+    peft = LoraConfig(r=spec["r"], lora_alpha=spec["lora_alpha"], target_modules=spec["target_modules"])
+    adapters_config = method.build_adapter_config()
+    paths = {"q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
+             "attention_output": "attention.output.dense", "intermediate": "intermediate.dense",
+             "output": "output.dense"}
+    expected = set(adapters_config.attn_matrices)
+    expected |= {"intermediate"} if adapters_config.intermediate_lora else set()
+    expected |= {"output"} if adapters_config.output_lora else set()
+    assert {name for name, path in paths.items()
+            if check_target_module_exists(peft, f"bert.encoder.layer.11.{path}")} == expected

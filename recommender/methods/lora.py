@@ -50,8 +50,12 @@ class LoRA(AdapterMethod):
 
     def peft_config(self, model_type: str = "bert") -> dict[str, Any]:
         matrices, ffn = TARGETS[self.config.targets]
-        modules = [PEFT_MODULES[m] for m in matrices]
+        modules: list[str] | str = [PEFT_MODULES[m] for m in matrices]
         if ffn:
-            modules += ["intermediate.dense", "output.dense"]
+            # a list entry matches by suffix, and "output.dense" would also take the attention
+            # output (attention.output.dense), which adapters' output_lora leaves alone: a regex
+            # PEFT full-matches names the feed-forward output (layer.N.output.dense) alone
+            modules = (r".*\.(" + "|".join(modules) + r")|.*\.intermediate\.dense"
+                       r"|.*\.layer\.\d+\.output\.dense")
         return {"peft_type": "LORA", "r": self.config.r, "lora_alpha": self.config.alpha,
                 "lora_dropout": self.config.dropout, "target_modules": modules, "bias": "none"}
