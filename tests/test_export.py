@@ -149,18 +149,9 @@ def test_cli_export_writes_a_yaml_bundle_whose_peft_config_loads_with_peft(retra
     assert isinstance(peft, LoraConfig)
     adapters_config = config["adapters_config"]
     assert peft.r == adapters_config["r"] and peft.lora_alpha == adapters_config["alpha"]
-    # the layers PEFT adapts (its own matching) are the ones adapters did: the attention matrices,
-    # and with FFN targets the intermediate and feed-forward output layers, not the attention output
-    from peft.tuners.tuners_utils import check_target_module_exists
-
-    paths = {"q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
-             "attention_output": "attention.output.dense", "intermediate": "intermediate.dense",
-             "output": "output.dense"}
-    expected = set(adapters_config["attn_matrices"])
-    expected |= {"intermediate"} if adapters_config.get("intermediate_lora") else set()
-    expected |= {"output"} if adapters_config.get("output_lora") else set()
-    assert {name for name, path in paths.items()
-            if check_target_module_exists(peft, f"bert.encoder.layer.3.{path}")} == expected
+    # the layers PEFT adapts (its own matching) are the ones adapters did, not the attention output
+    assert _layers_peft_adapts(peft) == _layers_adapters_adapts(
+        adapters_config["attn_matrices"], adapters_config.get("intermediate_lora"), adapters_config.get("output_lora"))
     assert peft.task_type == "SEQ_CLS" and peft.inference_mode is True
     assert config["peft_equivalent"] is True
 
@@ -372,7 +363,6 @@ def test_the_peft_config_of_lora_adapts_the_layers_adapters_does(targets: str) -
     import dataclasses
 
     from peft import LoraConfig
-    from peft.tuners.tuners_utils import check_target_module_exists
 
     from recommender.methods.base import get_method_class
 
@@ -381,11 +371,25 @@ def test_the_peft_config_of_lora_adapts_the_layers_adapters_does(targets: str) -
     spec = method.peft_config()
     peft = LoraConfig(r=spec["r"], lora_alpha=spec["lora_alpha"], target_modules=spec["target_modules"])
     adapters_config = method.build_adapter_config()
-    paths = {"q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
-             "attention_output": "attention.output.dense", "intermediate": "intermediate.dense",
-             "output": "output.dense"}
-    expected = set(adapters_config.attn_matrices)
-    expected |= {"intermediate"} if adapters_config.intermediate_lora else set()
-    expected |= {"output"} if adapters_config.output_lora else set()
-    assert {name for name, path in paths.items()
-            if check_target_module_exists(peft, f"bert.encoder.layer.11.{path}")} == expected
+    assert _layers_peft_adapts(peft) == _layers_adapters_adapts(
+        adapters_config.attn_matrices, adapters_config.intermediate_lora, adapters_config.output_lora)
+
+
+#: where each layer a LoRA can adapt sits in a BERT encoder layer
+BERT_LAYER_PATHS = {"q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
+                    "attention_output": "attention.output.dense", "intermediate": "intermediate.dense",
+                    "output": "output.dense"}
+
+
+def _layers_peft_adapts(peft) -> set[str]:
+    """The layers of :data:`BERT_LAYER_PATHS` that PEFT's own matching selects."""
+    from peft.tuners.tuners_utils import check_target_module_exists
+
+    return {name for name, path in BERT_LAYER_PATHS.items()
+            if check_target_module_exists(peft, f"bert.encoder.layer.3.{path}")}
+
+
+def _layers_adapters_adapts(attn_matrices, intermediate_lora, output_lora) -> set[str]:
+    """The layers of :data:`BERT_LAYER_PATHS` an adapters LoRA config adapts."""
+    return set(attn_matrices) | ({"intermediate"} if intermediate_lora else set()) | (
+        {"output"} if output_lora else set())

@@ -379,9 +379,9 @@ def test_the_printed_table_names_its_columns_in_words_and_says_which_budgets_are
     # a time budget alone is always met (training stops there), not "no budget set"
     assert free.budget_verdict(time_budget_s=600.0) == "yes: stops at the time budget"
     timed = recommend(rte, UserBudgets(time_budget_s=600.0), model=predictor, top=1, explain=False)
-    assert "yes: stops at the time budget" in format_recommendation(timed)  # what the CLI prints
+    printed = format_recommendation(timed)  # what the CLI prints
+    assert "yes: stops at the time budget" in printed
     # hyperparameters read as 3 significant digits (e.g. 'learning_rate': 0.000423), not 17
-    printed = format_recommendation(timed)
     lr = timed.candidates[0].params["learning_rate"]
     assert f"'learning_rate': {float(f'{lr:.3g}')}" in printed
     assert float(f"{lr:.3g}") == lr or f"'learning_rate': {lr}," not in printed
