@@ -1,4 +1,5 @@
-"""Shared fixtures: small task files written to a temporary folder, and the bundled tokenizer."""
+"""Shared fixtures: small task files written to a temporary folder, the bundled tokenizer, knowledge-base
+rows copied into a storage, and the live trial processes under a process."""
 
 from __future__ import annotations
 
@@ -93,3 +94,29 @@ def _copy_runs_into_storage(rows: Sequence[Any], url: str, study_name: str) -> N
 def copy_runs_into_storage() -> Any:
     """``copy(rows, storage_url, study_name)``: knowledge-base rows become a search's trials."""
     return _copy_runs_into_storage
+
+
+def _live_trial_processes(pid: int | None = None) -> list[Any]:
+    """The live trial processes under ``pid`` (this test's process by default). One killed and
+    not yet reaped (a zombie), or one that exits while listed, is not live: reading its command
+    line would raise. A parent that is gone has none."""
+    import psutil
+
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    alive = []
+    for proc in children:
+        try:
+            if proc.status() != psutil.STATUS_ZOMBIE and "recommender.search.trial_runner" in " ".join(proc.cmdline()):
+                alive.append(proc)
+        except psutil.NoSuchProcess:  # ZombieProcess included
+            continue
+    return alive
+
+
+@pytest.fixture
+def trial_processes() -> Any:
+    """``trial_processes(pid=None)``: the live trial processes under ``pid`` (default: this test)."""
+    return _live_trial_processes

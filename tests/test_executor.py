@@ -5,30 +5,15 @@ from __future__ import annotations
 
 import time
 
-import psutil
 
-
-def _trial_processes() -> list[psutil.Process]:
-    """This test's live trial processes: a killed one that is a zombie until reaped, or that
-    exits while listed, is not (reading its command line then raises)."""
-    alive = []
-    for proc in psutil.Process().children(recursive=True):
-        try:
-            if proc.status() != psutil.STATUS_ZOMBIE and "recommender.search.trial_runner" in " ".join(proc.cmdline()):
-                alive.append(proc)
-        except psutil.NoSuchProcess:  # ZombieProcess included
-            continue
-    return alive
-
-
-def test_a_spare_trial_process_waits_for_the_next_trial_and_is_released():
+def test_a_spare_trial_process_waits_for_the_next_trial_and_is_released(trial_processes):
     from recommender.search import executor
 
     try:
         first = executor._take_trial_process()
         spare = executor._spare
         assert spare is not None and spare.pid != first.pid and spare.poll() is None
-        assert {first.pid, spare.pid} <= {p.pid for p in _trial_processes()}
+        assert {first.pid, spare.pid} <= {p.pid for p in trial_processes()}
         # the spare does its imports, then waits: it is still alive seconds later
         time.sleep(3)
         assert spare.poll() is None
@@ -42,6 +27,6 @@ def test_a_spare_trial_process_waits_for_the_next_trial_and_is_released():
         executor.release_spare()
     assert executor._spare is None
     deadline = time.time() + 10
-    while _trial_processes() and time.time() < deadline:
+    while trial_processes() and time.time() < deadline:
         time.sleep(0.2)
-    assert not _trial_processes()
+    assert not trial_processes()

@@ -68,7 +68,7 @@ def test_conditional_space_samples_method_then_its_parameters():
     assert default_trial_params("lora")["lora.r"] == 8
 
 
-def test_search_on_sqlite_respects_its_time_budget_and_records_every_trial(tmp_path):
+def test_search_on_sqlite_respects_its_time_budget_and_records_every_trial(tmp_path, trial_processes):
     from recommender.metamodel.recommend import recommend
     from recommender.search.study import run_search
 
@@ -84,11 +84,8 @@ def test_search_on_sqlite_respects_its_time_budget_and_records_every_trial(tmp_p
     elapsed = time.time() - start
     assert elapsed <= budget * 1.05, elapsed
     assert result.counts.get("COMPLETE", 0) >= 1 and result.best
-    import psutil  # the trial process started ahead for a next trial ends with the search
-
-    time.sleep(1)
-    assert not [p for p in psutil.Process().children(recursive=True)
-                if "recommender.search.trial_runner" in " ".join(p.cmdline()) and p.status() != "zombie"]
+    time.sleep(1)  # the trial process started ahead for a next trial ends with the search
+    assert not trial_processes()
     import optuna
 
     study = optuna.load_study(study_name="budgeted", storage=storage)
@@ -239,7 +236,7 @@ def test_three_postgres_workers_complete_one_study_without_lost_or_duplicated_tr
 
 
 @pytest.mark.postgres
-def test_a_killed_worker_trial_is_failed_and_retried_and_its_trial_process_dies_with_it():
+def test_a_killed_worker_trial_is_failed_and_retried_and_its_trial_process_dies_with_it(trial_processes):
     import optuna
     import psutil
 
@@ -253,20 +250,13 @@ def test_a_killed_worker_trial_is_failed_and_retried_and_its_trial_process_dies_
     victim = _worker(POSTGRES_URL, name, 2)
     study = optuna.load_study(study_name=name, storage=POSTGRES_URL)
 
-    def trial_processes() -> list:
-        try:
-            return [p for p in psutil.Process(victim.pid).children(recursive=True)
-                    if "recommender.search.trial_runner" in " ".join(p.cmdline())]
-        except psutil.Error:
-            return []
-
     deadline = time.time() + 180
     while time.time() < deadline and not (any(t.state.name == "RUNNING" for t in study.get_trials())
-                                          and trial_processes()):
+                                          and trial_processes(victim.pid)):
         time.sleep(0.5)
     time.sleep(3)  # mid-trial
     running = [t.number for t in study.get_trials() if t.state.name == "RUNNING"]
-    children = trial_processes()
+    children = trial_processes(victim.pid)
     assert running and children, "the first worker never started a trial process"
     from recommender.search.study import load_search, summarize
 

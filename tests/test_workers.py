@@ -56,16 +56,6 @@ def trials(url: str, name: str) -> list:
         return []
 
 
-def trial_processes(pid: int) -> list:
-    import psutil
-
-    try:
-        return [p for p in psutil.Process(pid).children(recursive=True)
-                if "recommender.search.trial_runner" in " ".join(p.cmdline())]
-    except psutil.Error:
-        return []
-
-
 def gone(procs: list) -> bool:
     import psutil
 
@@ -136,7 +126,7 @@ def _start_long_search(url: str, name: str, isolation: str) -> subprocess.Popen:
                "--patience", "100", "--isolation", isolation)
 
 
-def _running_trial(url: str, name: str, search: subprocess.Popen, isolation: str) -> list:
+def _running_trial(url: str, name: str, search: subprocess.Popen, isolation: str, trial_processes) -> list:
     wait_for(lambda: any(t.state.name == "RUNNING" for t in trials(url, name)) or search.poll() is not None,
              240, "a running trial")
     assert search.poll() is None, search.stderr.read()[-2000:]
@@ -146,11 +136,11 @@ def _running_trial(url: str, name: str, search: subprocess.Popen, isolation: str
     return []
 
 
-def test_a_killed_search_leaves_no_trial_process_behind(tmp_path):
+def test_a_killed_search_leaves_no_trial_process_behind(tmp_path, trial_processes):
     url = f"sqlite:///{tmp_path / 'k.db'}"
     search = _start_long_search(url, "k", "process")
     try:
-        children = _running_trial(url, "k", search, "process")
+        children = _running_trial(url, "k", search, "process", trial_processes)
         os.kill(search.pid, signal.SIGKILL)  # the search only, not its process group
         search.wait()
         wait_for(lambda: gone(children), 10, "the trial process to die with its parent")
@@ -165,11 +155,12 @@ def test_a_killed_search_leaves_no_trial_process_behind(tmp_path):
     (signal.SIGTERM, "process", 143, "terminated (SIGTERM): trial 0 marked FAIL"),
     (signal.SIGINT, "none", 130, "interrupted: trial 0 marked FAIL"),
 ])
-def test_sigterm_or_ctrl_c_fails_the_running_trial_at_once_with_one_line(tmp_path, sig, isolation, code, line):
+def test_sigterm_or_ctrl_c_fails_the_running_trial_at_once_with_one_line(tmp_path, sig, isolation, code, line,
+                                                                       trial_processes):
     url = f"sqlite:///{tmp_path / 'i.db'}"
     search = _start_long_search(url, "i", isolation)
     try:
-        children = _running_trial(url, "i", search, isolation)
+        children = _running_trial(url, "i", search, isolation, trial_processes)
         sent = time.time()
         os.kill(search.pid, sig)
         out, err = search.communicate(timeout=30)

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 from recommender.cli.args import (
@@ -29,28 +27,13 @@ def _print_progress(event: dict[str, Any]) -> None:
           f"| finished {event['n_finished']}, best feasible {best}{left}{error}", file=sys.stderr, flush=True)
 
 
-@contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM raises :class:`SearchInterrupted` in the main thread, so the running trial is
-    failed and its process killed at once (a finally: clause, not a heartbeat timeout)."""
-    from recommender.errors import SearchInterrupted
-
-    def on_term(signum: int, frame: Any) -> None:
-        raise SearchInterrupted("terminated (SIGTERM)")
-
-    previous = signal.signal(signal.SIGTERM, on_term)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _interruptible(run: Callable[[], int]) -> int:
     """Run a command; Ctrl-C (exit 130) or SIGTERM (exit 143) prints one line, no traceback."""
+    from recommender import interrupts
     from recommender.errors import SearchInterrupted
 
     try:
-        with _terminate_as_interrupt():
+        with interrupts.handled():
             return run()
     except KeyboardInterrupt as exc:
         terminated = isinstance(exc, SearchInterrupted) and str(exc).startswith("terminated")

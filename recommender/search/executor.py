@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from recommender import interrupts
 from recommender.types import EvalPoint, RunResult
 
 if TYPE_CHECKING:
@@ -82,6 +83,7 @@ def run_in_subprocess(job: TrialJob, should_prune: PruneCheck) -> Outcome:
         proc.stdin.write(job.to_json() + "\n")
         proc.stdin.flush()
         for line in proc.stdout:
+            interrupts.check()
             if not line.startswith("{"):
                 continue
             message = json.loads(line)

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from recommender import interrupts
 from recommender.search.config import SearchConfig, TaskRef
 from recommender.search.executor import Outcome, run_in_process, run_in_subprocess
 from recommender.search.job import TrialJob
@@ -86,10 +87,12 @@ class Objective:
         job = TrialJob.for_trial(self.task_ref, self.config, method, params, trial_time_budget)
         trial.set_user_attr("trial_time_budget_s", trial_time_budget)
         check = self._prune_check(trial, method)
+        interrupts.check()
         if self.config.isolation == "process":
             outcome = run_in_subprocess(job, check)
         else:
             outcome = run_in_process(job, check)
+        interrupts.check()  # dropped while the trial ended (evaluation, latency): it still fails
         return self._record(trial, method, outcome)
 
     def _prune_check(self, trial: Any, method: str) -> Callable[[EvalPoint], bool]:

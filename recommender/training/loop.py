@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from recommender import interrupts
 from recommender.training.config import TrainingConfig
 from recommender.training.curve import LearningCurve, RunState
 from recommender.training.data import batch_indices, collate, compute_loss
@@ -77,6 +78,7 @@ class TrainingLoop:
         while True:
             for k, indices in self.epoch_batches(epoch):
                 self._step(k, indices, optimizer, scheduler)
+                interrupts.check()  # a Ctrl-C the step's own code dropped
                 if self.on_step is not None:
                     self.on_step(st.step, total_steps)
                 if st.step % eval_every == 0:
