@@ -27,11 +27,6 @@ def check() -> None:
         raise _pending
 
 
-def pending() -> bool:
-    """Whether a stop request is recorded."""
-    return _pending is not None
-
-
 @contextmanager
 def handled() -> Iterator[None]:
     """Within: SIGTERM raises :class:`~recommender.errors.SearchInterrupted` ("terminated
@@ -49,7 +44,7 @@ def handled() -> Iterator[None]:
     previous_hook = sys.unraisablehook
 
     def unraisable(info: Any) -> None:
-        if info.exc_value is None or info.exc_value is not _pending:
+        if _pending is None or info.exc_value is not _pending:
             previous_hook(info)
 
     signums = [signal.SIGTERM]

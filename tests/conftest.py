@@ -1,11 +1,12 @@
 """Shared fixtures: small task files written to a temporary folder, the bundled tokenizer, knowledge-base
-rows copied into a storage, and the live trial processes under a process."""
+rows copied into a storage, the live trial processes under a process, and Ctrl-C as from a terminal."""
 
 from __future__ import annotations
 
 import csv
 import json
 import os
+import signal
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -120,3 +121,14 @@ def _live_trial_processes(pid: int | None = None) -> list[Any]:
 def trial_processes() -> Any:
     """``trial_processes(pid=None)``: the live trial processes under ``pid`` (default: this test)."""
     return _live_trial_processes
+
+
+@pytest.fixture
+def ctrl_c_as_from_a_terminal() -> Any:
+    """SIGINT with Python's default handler for the test and the processes it starts, whatever
+    pytest was started with: a shell starts a background or ``nohup`` job with SIGINT ignored,
+    children inherit that, and Python then never raises KeyboardInterrupt (caught handlers
+    become the default at exec; ignored ones stay ignored)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)

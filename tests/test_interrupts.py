@@ -34,15 +34,6 @@ def _signal_inside_a_weakref_callback(signum: int) -> None:
     assert ref() is None and not reached
 
 
-@pytest.fixture
-def ctrl_c_as_from_a_terminal():
-    """SIGINT with Python's default handler, whatever pytest was started with (a ``nohup`` or
-    background job ignores it)."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
-
-
 @pytest.mark.parametrize("signum,exc_type,message", [
     (signal.SIGINT, KeyboardInterrupt, ""),
     (signal.SIGTERM, SearchInterrupted, "terminated (SIGTERM)"),
@@ -51,11 +42,9 @@ def test_a_dropped_signal_is_raised_at_the_next_check_and_not_printed(ctrl_c_as_
                                                                       signum, exc_type, message):
     with interrupts.handled():
         _signal_inside_a_weakref_callback(signum)
-        assert interrupts.pending()
         with pytest.raises(exc_type) as raised:
             interrupts.check()
         assert str(raised.value) == message
-    assert not interrupts.pending()
     interrupts.check()  # cleared on the way out: raises nothing
     assert "Exception ignored" not in capsys.readouterr().err
 

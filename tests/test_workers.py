@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 
 import pytest
 
@@ -18,23 +19,9 @@ LONG_TASK = ["glue_sst2", "--max-train", "400", "--max-dev", "32"]
 
 
 def cli(*args: str, **popen) -> subprocess.Popen:
-    """The CLI in a new session, with Ctrl-C (SIGINT) delivered as from a terminal.
-
-    A shell starts a background job or a ``nohup`` command with SIGINT *ignored*; children inherit
-    that, and Python then leaves it ignored (no KeyboardInterrupt). So pytest run that way used to
-    start searches that a Ctrl-C test could not interrupt (they trained on, and the test timed
-    out). The child gets the default disposition, whatever pytest's own is.
-    """
     env = {k: v for k, v in os.environ.items() if k != "RECOMMENDER_STORAGE"}
-    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
-    if ignored:  # caught handlers become SIG_DFL at exec; ignored ones stay ignored
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        return subprocess.Popen([sys.executable, "-m", "recommender.cli", *args], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, env=env, start_new_session=True, **popen)
-    finally:
-        if ignored:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return subprocess.Popen([sys.executable, "-m", "recommender.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True, **popen)
 
 
 def wait_for(condition, timeout: float, what: str, step: float = 0.3):
@@ -126,7 +113,8 @@ def _start_long_search(url: str, name: str, isolation: str) -> subprocess.Popen:
                "--patience", "100", "--isolation", isolation)
 
 
-def _running_trial(url: str, name: str, search: subprocess.Popen, isolation: str, trial_processes) -> list:
+def _running_trial(url: str, name: str, search: subprocess.Popen, isolation: str,
+                   trial_processes: Callable[[int], list]) -> list:
     wait_for(lambda: any(t.state.name == "RUNNING" for t in trials(url, name)) or search.poll() is not None,
              240, "a running trial")
     assert search.poll() is None, search.stderr.read()[-2000:]
@@ -156,7 +144,7 @@ def test_a_killed_search_leaves_no_trial_process_behind(tmp_path, trial_processe
     (signal.SIGINT, "none", 130, "interrupted: trial 0 marked FAIL"),
 ])
 def test_sigterm_or_ctrl_c_fails_the_running_trial_at_once_with_one_line(tmp_path, sig, isolation, code, line,
-                                                                       trial_processes):
+                                                                       trial_processes, ctrl_c_as_from_a_terminal):
     url = f"sqlite:///{tmp_path / 'i.db'}"
     search = _start_long_search(url, "i", isolation)
     try:
